@@ -1,0 +1,181 @@
+"""Side-by-side comparisons: `perf.compare(...)`, `Ratio`, `assert_speedup`, `assert_no_slower`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._engine import Candidate, Engine
+from ._errors import PerfFailure, PerfInconclusive
+from ._format import fmt_seconds
+from ._stats import sign_test_interval
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """How many times faster `a` is than `b` (`t_b / t_a`), with its confidence interval.
+
+    Computed from paired per-round log-ratios, so it is robust to drift during the run.
+    """
+
+    a: str
+    b: str
+    estimate: float
+    low: float
+    high: float
+    rounds: int
+    level: float
+    median_a_s: float
+    median_b_s: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.a} is {self.estimate:.3g}x as fast as {self.b} "
+            f"({self.level:.0%} CI {self.low:.3g}x..{self.high:.3g}x over {self.rounds} rounds; "
+            f"median {fmt_seconds(self.median_a_s)} vs {fmt_seconds(self.median_b_s)})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "estimate": self.estimate,
+            "low": self.low,
+            "high": self.high,
+            "rounds": self.rounds,
+            "level": self.level,
+            "median_a_s": self.median_a_s,
+            "median_b_s": self.median_b_s,
+        }
+
+
+class Comparison:
+    """Named callables measured interleaved, round by round. Made by `perf.compare`."""
+
+    def __init__(self, engine: Engine, candidates: list[Candidate], on_verdict: Callable):
+        self._engine = engine
+        self._candidates = {c.name: c for c in candidates}
+        self._on_verdict = on_verdict
+
+    @property
+    def candidates(self) -> dict[str, Candidate]:
+        return dict(self._candidates)
+
+    @property
+    def rounds(self) -> int:
+        return len(next(iter(self._candidates.values())).samples)
+
+    def _get(self, name: str, arg: str) -> Candidate:
+        if name not in self._candidates:
+            raise KeyError(
+                f"`{arg}`={name!r} is not a candidate of this comparison; "
+                f"candidates: {sorted(self._candidates)}."
+            )
+        return self._candidates[name]
+
+    def ratio(self, a: str, *, over: str) -> Ratio:
+        """Speedup of `a` over `over` (>1 means `a` is faster) from the rounds so far."""
+        ca, cb = self._get(a, "a"), self._get(over, "over")
+        logs = np.log(np.asarray(cb.samples)) - np.log(np.asarray(ca.samples))
+        level = self._engine.settings.level
+        mid, low, high = sign_test_interval(logs, level=level)
+        return Ratio(
+            a,
+            over,
+            math.exp(mid),
+            math.exp(low),
+            math.exp(high),
+            len(logs),
+            level,
+            float(np.median(ca.samples)),
+            float(np.median(cb.samples)),
+        )
+
+    def _decide(self, a: str, b: str, decide: Callable[[Ratio], bool | None]):
+        """Add rounds until `decide` returns True/False or the budget is spent (None)."""
+        cands = list(self._candidates.values())
+        with self._engine.lock():
+            while True:
+                r = self.ratio(a, over=b)
+                verdict = decide(r)
+                if verdict is not None:
+                    return r, verdict
+                if not self._engine.extend(cands):
+                    return r, None
+
+    def _budget_note(self) -> str:
+        s = self._engine.settings
+        return f"budget {s.budget_s:g} s spent ({self._engine.spent_s:.2f} s of rounds)"
+
+    def assert_speedup(self, a: str, *, over: str, at_least: float) -> Ratio:
+        """Pass only if the lower confidence bound of `a`'s speedup over `over` is >= `at_least`.
+
+        Fails with the numbers when the upper bound is below `at_least`; otherwise adds rounds
+        until decided, and fails as inconclusive if the budget runs out first.
+        """
+        __tracebackhide__ = True
+        if not at_least > 0:
+            raise ValueError(f"`at_least` must be > 0, got {at_least!r}.")
+        rule = f"required speedup >= {at_least:g}x (lower {{level}} bound)"
+
+        def decide(r: Ratio) -> bool | None:
+            if r.low >= at_least:
+                return True
+            if r.high < at_least:
+                return False
+            return None
+
+        r, verdict = self._decide(a, over, decide)
+        rule = rule.format(level=f"{r.level:.0%}")
+        return self._conclude("assert_speedup", r, verdict, rule, threshold=at_least)
+
+    def assert_no_slower(self, a: str, *, than: str, tolerance: float = 0.05) -> Ratio:
+        """Pass only if `a` is, with confidence, at most `tolerance` slower than `than`.
+
+        The slowdown `t_a / t_than` must have its upper confidence bound <= 1 + tolerance;
+        a lower bound above it is a failure; anything between means more rounds, then
+        inconclusive.
+        """
+        __tracebackhide__ = True
+        if not 0 <= tolerance < 10:
+            raise ValueError(f"`tolerance` must be a fraction in [0, 10), got {tolerance!r}.")
+        limit = 1.0 + tolerance
+
+        def decide(r: Ratio) -> bool | None:
+            # r is the speedup t_than / t_a; the slowdown is its inverse.
+            if 1.0 / r.low <= limit:
+                return True
+            if 1.0 / r.high > limit:
+                return False
+            return None
+
+        r, verdict = self._decide(a, than, decide)
+        rule = f"required slowdown <= {limit:g}x, i.e. speedup >= {1 / limit:.4g}x (lower {r.level:.0%} bound)"
+        return self._conclude("assert_no_slower", r, verdict, rule, threshold=1 / limit)
+
+    def _conclude(self, kind: str, r: Ratio, verdict: bool | None, rule: str, *, threshold: float):
+        __tracebackhide__ = True
+        word = {True: "pass", False: "fail", None: "inconclusive"}[verdict]
+        self._on_verdict(
+            {
+                "assertion": kind,
+                "verdict": word,
+                "threshold": threshold,
+                "rule": rule,
+                "ratio": r.as_dict(),
+            }
+        )
+        if verdict is True:
+            return r
+        message = f"`{kind}`: {r}; {rule}."
+        if verdict is None:
+            raise PerfInconclusive(
+                f"{message} INCONCLUSIVE: the interval still straddles the threshold after "
+                f"{r.rounds} rounds and the {self._budget_note()}. Raise the budget "
+                "(`--perf-budget` or `@pytest.mark.perf(budget=...)`) or reduce noise."
+            )
+        raise PerfFailure(message)

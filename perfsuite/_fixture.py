@@ -1,0 +1,223 @@
+"""The `perf` fixture: what a perf test calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._comparison import Comparison
+from ._engine import Candidate, Engine
+from ._format import fmt_seconds
+from ._scaling import ScalingFit, assert_scaling
+from ._steps import StepStats, run_steps
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One callable measured alone: per-call seconds per round, first call kept apart."""
+
+    name: str
+    candidate: Candidate
+    per: float | None
+    unit: str | None
+
+    @property
+    def median_s(self) -> float:
+        import numpy as np
+
+        return float(np.median(self.candidate.samples))
+
+    @property
+    def min_s(self) -> float:
+        return float(min(self.candidate.samples))
+
+    @property
+    def first_call_s(self) -> float:
+        return self.candidate.first_call_s
+
+    @property
+    def per_unit_s(self) -> float | None:
+        return None if self.per is None else self.median_s / self.per
+
+    @property
+    def rounds(self) -> int:
+        return len(self.candidate.samples)
+
+    def __str__(self) -> str:
+        text = f"{self.name}: median {fmt_seconds(self.median_s)}"
+        if self.per is not None:
+            text += f" ({fmt_seconds(self.per_unit_s)}/{self.unit or 'unit'})"
+        return text + f" over {self.rounds} rounds, first call {fmt_seconds(self.first_call_s)}"
+
+
+class Perf:
+    """Measurement API of one perf test (the `perf` fixture). See design section 3.
+
+    Every method records what it measured in the session's results (JSON and the terminal
+    table), whether or not an assertion on it passes.
+    """
+
+    def __init__(self, nodeid: str, engine: Engine, sink: Callable[[dict[str, Any]], None]):
+        self.nodeid = nodeid
+        self._engine = engine
+        self._sink = sink
+
+    @property
+    def settings(self):
+        return self._engine.settings
+
+    def _emit(self, kind: str, name: str, **payload: Any) -> None:
+        self._sink(
+            {
+                "test": self.nodeid,
+                "name": name,
+                "id": f"{self.nodeid}::{name}",
+                "kind": kind,
+                **payload,
+            }
+        )
+
+    def measure(
+        self,
+        fn: Callable[[], Any],
+        *,
+        name: str,
+        per: float | None = None,
+        unit: str | None = None,
+        instrument: str | None = None,
+    ) -> Measurement:
+        """Time `fn()` alone: first call, warm-up, then calibrated rounds.
+
+        `per=74, unit="leaf"` also reports the time per leaf.
+        """
+        if per is not None and not per > 0:
+            raise ValueError(f"`per` must be > 0, got {per!r}.")
+        engine = self._engine
+        with engine.lock():
+            cand = engine.prepare(name, fn, instrument)
+            engine.run_rounds([cand], engine.settings.min_rounds)
+            start = engine.spent_s
+            while engine.spent_s - start < engine.settings.measure_s and engine.can_afford(
+                [cand], 1
+            ):
+                engine.run_rounds([cand], max(1, len(cand.samples) // 2))
+        m = Measurement(name, cand, per, unit)
+        self._emit(
+            "measure", name, per=per, unit=unit, per_unit_s=m.per_unit_s, candidate=cand.as_dict()
+        )
+        return m
+
+    def compare(self, *, instrument: str | None = None, **fns: Callable[[], Any]) -> Comparison:
+        """Time the named callables interleaved, round by round. Returns a `Comparison`.
+
+        `min_rounds` rounds run now; assertions on the comparison add rounds until decided.
+        """
+        if len(fns) < 2:
+            raise ValueError(f"`compare` needs at least two named callables, got {sorted(fns)}.")
+        engine = self._engine
+        with engine.lock():
+            cands = [engine.prepare(name, fn, instrument) for name, fn in fns.items()]
+            engine.run_rounds(cands, engine.settings.min_rounds)
+        group = "+".join(fns)
+        record = {"candidates": [], "verdicts": []}
+
+        def on_verdict(verdict: dict[str, Any]) -> None:
+            record["verdicts"].append(verdict)
+
+        cmp = Comparison(engine, cands, on_verdict)
+        # Emitted now and filled in as assertions run: a failing assertion still leaves its
+        # numbers in the results.
+        record["candidates"] = _LiveCandidates(cands)
+        self._emit("compare", group, comparison=record)
+        return cmp
+
+    def steps(
+        self,
+        step: Callable[[Any, Any], Any],
+        state: Any,
+        batches: Iterable[Any] | Callable[[int], Any],
+        *,
+        n: int,
+        warmup: int = 2,
+        name: str = "steps",
+        max_retraces: int | None = None,
+        instrument: str | None = None,
+    ) -> StepStats:
+        """Run `state = step(state, batch)` and time every step (waited for).
+
+        The first step is kept apart (`first_step_s`), then `warmup - 1` more untimed steps,
+        then `n` timed steps. `batches` is a sequence (cycled), an iterator, or a function of
+        the step index. `max_retraces=0` fails the test if anything compiles during the
+        timed steps. The final state is `StepStats.state`.
+        """
+        stats = None
+        try:
+            stats = run_steps(
+                self._engine,
+                step,
+                state,
+                batches,
+                n=n,
+                warmup=warmup,
+                name=name,
+                max_retraces=max_retraces,
+                instrument=instrument,
+            )
+            return stats
+        finally:
+            if stats is not None:
+                self._emit("steps", name, steps=stats.as_dict())
+
+    def assert_scaling(
+        self,
+        make: Callable[[Any], Callable[[], Any]],
+        sizes: Sequence[Any],
+        *,
+        law: str = "linear",
+        per: Callable[[Any], float] | Mapping[Any, float] | None = None,
+        unit: str | None = None,
+        tolerance: float = 0.25,
+        name: str = "scaling",
+        instrument: str | None = None,
+    ) -> ScalingFit:
+        """Check that time grows with size as `law` says.
+
+        `make(n)` returns the zero-argument callable for size `n`. The slope of log time
+        against log size (or log `per(n)`, e.g. the number of leaves) is fitted per round;
+        its interval must lie within `tolerance` of the law's slope over these sizes.
+        """
+        __tracebackhide__ = True
+
+        def on_result(fit: ScalingFit, verdict: str) -> None:
+            self._emit("scaling", name, scaling=fit.as_dict(), verdict=verdict)
+
+        return assert_scaling(
+            self._engine,
+            make,
+            sizes,
+            law=law,
+            per=per,
+            unit=unit,
+            tolerance=tolerance,
+            instrument=instrument,
+            on_result=on_result,
+        )
+
+    def record(self, name: str, value: float, unit: str) -> None:
+        """Record any other number (a speedup, bytes, compile seconds) for reports and asv."""
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"`value` must be a number, got {value!r}.") from None
+        self._emit("record", name, value=value, unit=unit)
+
+
+class _LiveCandidates:
+    """Serialises the candidates as they are when the results are written, not when emitted."""
+
+    def __init__(self, cands: list[Candidate]):
+        self._cands = cands
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [c.as_dict() for c in self._cands]

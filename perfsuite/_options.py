@@ -1,0 +1,244 @@
+"""Command-line options, marker keywords and the frozen config objects built from them."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ._settings import Settings
+from .instruments import instrument_names
+
+
+if TYPE_CHECKING:
+    from _pytest.config.argparsing import Parser
+
+
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds, e.g. `20` or `2.5`."""
+    try:
+        value = float(text.strip().removesuffix("s"))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a positive number of seconds, e.g. '20'."
+        )
+    return value
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def parse_name(text: str) -> str:
+    """A baseline name: letters, digits, `_`, `.`, `-` (it becomes part of a file name)."""
+    if not _NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a baseline name of letters, digits, "
+            "'_', '.', '-', e.g. 'main'."
+        )
+    return text
+
+
+_FAIL = re.compile(r"^(?:(?P<stat>min|median|mean):)?(?P<pct>\d+(?:\.\d+)?)%$")
+
+
+@dataclass(frozen=True)
+class FailExpr:
+    """`--perf-fail`: fail when a measurement is slower than the baseline by more than `fraction`,
+    judged on `stat` per round, with confidence (the interval's lower bound, not a point)."""
+
+    stat: str
+    fraction: float
+
+    def __str__(self) -> str:
+        return f"{self.stat}:{self.fraction * 100:g}%"
+
+
+def parse_fail(text: str) -> FailExpr:
+    m = _FAIL.match(text.strip())
+    if not m or float(m["pct"]) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a slowdown percentage, optionally with "
+            "a statistic, e.g. '5%' or 'median:5%'."
+        )
+    return FailExpr(m["stat"] or "median", float(m["pct"]) / 100)
+
+
+def parse_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a file path, e.g. 'results.json'."
+        )
+    return Path(text)
+
+
+def add_options(parser: Parser) -> None:
+    group = parser.getgroup("perf", "perfsuite: performance tests")
+    group.addoption(
+        "--perf",
+        action="store_true",
+        default=False,
+        help="Run only tests marked `perf` (others are deselected) and measure them.",
+    )
+    group.addoption(
+        "--perf-budget",
+        type=parse_seconds,
+        metavar="SECONDS",
+        default=None,
+        help="Seconds of timed rounds one comparison may spend before it must decide; "
+        "undecided is 'inconclusive' (a failure). Default: 20 (5 with --perf-quick).",
+    )
+    group.addoption(
+        "--perf-quick",
+        action="store_true",
+        default=False,
+        help="Shorter rounds, warm-up and budget; same confidence level. Default: %(default)r",
+    )
+    group.addoption(
+        "--perf-json",
+        type=parse_path,
+        metavar="PATH",
+        default=None,
+        help="Write the session's results here (atomically). Default: .perf/results-<time>.json",
+    )
+    group.addoption(
+        "--perf-save",
+        type=parse_name,
+        metavar="NAME",
+        default=None,
+        help="Also store the results as baseline NAME under .perf/<machine-id>/. Default: %(default)r",
+    )
+    group.addoption(
+        "--perf-compare",
+        metavar="NAME|PATH",
+        default=None,
+        help="Compare every measurement with this baseline (a saved name or a results file). "
+        "Default: %(default)r",
+    )
+    group.addoption(
+        "--perf-fail",
+        type=parse_fail,
+        metavar="EXPR",
+        default=None,
+        help="With --perf-compare: fail the session when a measurement is slower than the "
+        "baseline by more than EXPR with confidence, e.g. '5%' or 'median:5%'. Default: %(default)r",
+    )
+    group.addoption(
+        "--perf-allow-cross-machine",
+        action="store_true",
+        default=False,
+        help="Accept a baseline recorded on a different machine fingerprint. Default: %(default)r",
+    )
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    """The session's perf options, parsed and checked once (kept in `config.stash`)."""
+
+    enabled: bool
+    quick: bool
+    budget_s: float | None
+    json_path: Path | None
+    save: str | None
+    compare: str | None
+    fail: FailExpr | None
+    allow_cross_machine: bool
+    results_dir: Path
+
+    @classmethod
+    def from_pytest_config(cls, config: pytest.Config) -> PerfConfig:
+        opt = config.getoption
+        cfg = cls(
+            enabled=bool(opt("perf")),
+            quick=bool(opt("perf_quick")),
+            budget_s=opt("perf_budget"),
+            json_path=opt("perf_json"),
+            save=opt("perf_save"),
+            compare=opt("perf_compare"),
+            fail=opt("perf_fail"),
+            allow_cross_machine=bool(opt("perf_allow_cross_machine")),
+            results_dir=Path(config.rootpath) / ".perf",
+        )
+        if not cfg.enabled:
+            needs = [
+                flag
+                for flag, value in (
+                    ("--perf-save", cfg.save),
+                    ("--perf-compare", cfg.compare),
+                    ("--perf-fail", cfg.fail),
+                    ("--perf-json", cfg.json_path),
+                )
+                if value is not None
+            ]
+            if needs:
+                raise pytest.UsageError(f"{', '.join(needs)} only make sense with --perf.")
+        if cfg.fail is not None and cfg.compare is None:
+            raise pytest.UsageError(
+                "--perf-fail needs a baseline to compare with: add --perf-compare=NAME|PATH."
+            )
+        return cfg
+
+    def settings(self, marker: PerfMarkerOptions) -> Settings:
+        overrides: dict[str, Any] = {}
+        if self.budget_s is not None:
+            overrides["budget_s"] = self.budget_s
+        if marker.budget is not None:
+            overrides["budget_s"] = marker.budget
+        if marker.rounds is not None:
+            overrides["min_rounds"] = marker.rounds
+        if marker.instrument is not None:
+            overrides["instrument"] = marker.instrument
+        return Settings.quick(**overrides) if self.quick else Settings(**overrides)
+
+
+@dataclass(frozen=True)
+class PerfMarkerOptions:
+    """Keywords of `@pytest.mark.perf(budget=..., rounds=..., instrument=...)`."""
+
+    budget: float | None = None
+    """Seconds of timed rounds per comparison in this test (overrides --perf-budget)."""
+    rounds: int | None = None
+    """Rounds before the first look at the data (the fewest any measurement runs)."""
+    instrument: str | None = None
+    """Force an instrument: one of `perfsuite.instruments.InstrumentName`."""
+
+    @classmethod
+    def from_pytest_item(cls, item: pytest.Item) -> PerfMarkerOptions:
+        marker = item.get_closest_marker("perf")
+        if marker is None:
+            return cls()
+        if marker.args:
+            raise ValueError(
+                f"perf marker takes keyword arguments only (budget, rounds, instrument), "
+                f"got positional {marker.args!r}."
+            )
+        known = {"budget", "rounds", "instrument"}
+        unknown = sorted(set(marker.kwargs) - known)
+        if unknown:
+            raise ValueError(
+                f"perf marker got unknown keyword argument(s) {unknown}; known: {sorted(known)}."
+            )
+        budget = marker.kwargs.get("budget")
+        if budget is not None and not (
+            isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0
+        ):
+            raise ValueError(
+                f"perf marker `budget` must be a positive number of seconds, got {budget!r}."
+            )
+        rounds = marker.kwargs.get("rounds")
+        if rounds is not None and not (
+            isinstance(rounds, int) and not isinstance(rounds, bool) and rounds >= 2
+        ):
+            raise ValueError(f"perf marker `rounds` must be an integer >= 2, got {rounds!r}.")
+        instrument = marker.kwargs.get("instrument")
+        if instrument is not None and instrument not in instrument_names():
+            raise ValueError(
+                f"perf marker `instrument` must be one of {instrument_names()}, got {instrument!r}."
+            )
+        return cls(budget=budget, rounds=rounds, instrument=instrument)

@@ -1,0 +1,157 @@
+"""Scaling laws: `perf.assert_scaling(...)` and `ScalingFit`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._engine import Candidate, Engine
+from ._errors import PerfFailure, PerfInconclusive
+from ._format import fmt_seconds
+from ._stats import law_slope, log_slope, sign_test_interval
+
+
+LAWS = ("constant", "linear", "nlogn", "quadratic")
+
+
+@dataclass(frozen=True)
+class ScalingFit:
+    """Log-log slope of time against size, with its interval and the law it was checked against.
+
+    Each round times every size back to back and gives one least-squares slope; the
+    interval is over rounds, so drift during the run does not bend the fit.
+    """
+
+    law: str
+    slope: float
+    low: float
+    high: float
+    expected: float
+    tolerance: float
+    rounds: int
+    level: float
+    sizes: tuple[float, ...]
+    median_s: tuple[float, ...]
+    per_unit_s: tuple[float, ...] | None
+    unit: str | None
+
+    def table(self) -> str:
+        rows = []
+        for i, n in enumerate(self.sizes):
+            row = f"  n={n:g}: {fmt_seconds(self.median_s[i])}"
+            if self.per_unit_s is not None:
+                row += f" ({fmt_seconds(self.per_unit_s[i])}/{self.unit or 'unit'})"
+            rows.append(row)
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return (
+            f"slope {self.slope:.3f} ({self.level:.0%} CI {self.low:.3f}..{self.high:.3f} over "
+            f"{self.rounds} rounds); `{self.law}` over these sizes has slope {self.expected:.3f} "
+            f"+/- {self.tolerance:g}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "law": self.law,
+            "slope": self.slope,
+            "low": self.low,
+            "high": self.high,
+            "expected": self.expected,
+            "tolerance": self.tolerance,
+            "rounds": self.rounds,
+            "level": self.level,
+            "sizes": list(self.sizes),
+            "median_s": list(self.median_s),
+            "per_unit_s": None if self.per_unit_s is None else list(self.per_unit_s),
+            "unit": self.unit,
+        }
+
+
+def _units(per: Callable[[Any], float] | Mapping[Any, float] | None, sizes: Sequence[Any]):
+    if per is None:
+        return None
+    if isinstance(per, Mapping):
+        return [float(per[n]) for n in sizes]
+    return [float(per(n)) for n in sizes]
+
+
+def fit(candidates: list[Candidate], sizes, units, *, law, tolerance, level, unit) -> ScalingFit:
+    xs = units if units is not None else [float(n) for n in sizes]
+    rounds = len(candidates[0].samples)
+    slopes = [log_slope(xs, [c.samples[r] for c in candidates]) for r in range(rounds)]
+    mid, low, high = sign_test_interval(slopes, level=level)
+    medians = tuple(float(np.median(c.samples)) for c in candidates)
+    per_unit = None if units is None else tuple(m / u for m, u in zip(medians, units))
+    return ScalingFit(
+        law,
+        mid,
+        low,
+        high,
+        law_slope(law, xs),
+        tolerance,
+        rounds,
+        level,
+        tuple(float(x) for x in xs),
+        medians,
+        per_unit,
+        unit,
+    )
+
+
+def assert_scaling(
+    engine: Engine,
+    make: Callable[[Any], Callable[[], Any]],
+    sizes: Sequence[Any],
+    *,
+    law: str,
+    per,
+    unit: str | None,
+    tolerance: float,
+    instrument: str | None,
+    on_result: Callable[[ScalingFit, str], None],
+) -> ScalingFit:
+    __tracebackhide__ = True
+    if law not in LAWS:
+        raise ValueError(f"`law` must be one of {list(LAWS)}, got {law!r}.")
+    if len(sizes) < 3:
+        raise ValueError(f"`sizes` needs at least 3 sizes to fit a slope, got {list(sizes)!r}.")
+    if not tolerance > 0:
+        raise ValueError(f"`tolerance` must be > 0, got {tolerance!r}.")
+    units = _units(per, sizes)
+    if len(set(units if units is not None else sizes)) < 2:
+        raise ValueError("`sizes` (or `per`) must take at least two distinct values.")
+    settings = engine.settings
+    with engine.lock():
+        cands = [engine.prepare(f"n={n}", make(n), instrument) for n in sizes]
+        engine.run_rounds(cands, settings.min_rounds)
+        while True:
+            result = fit(
+                cands, sizes, units, law=law, tolerance=tolerance, level=settings.level, unit=unit
+            )
+            lo, hi = result.expected - tolerance, result.expected + tolerance
+            if lo <= result.low and result.high <= hi:
+                verdict = "pass"
+            elif result.high < lo or result.low > hi or not math.isfinite(result.slope):
+                verdict = "fail"
+            elif not engine.extend(cands):
+                verdict = "inconclusive"
+            else:
+                continue
+            break
+    on_result(result, verdict)
+    if verdict == "pass":
+        return result
+    message = (
+        f"`assert_scaling`: {result}; required the interval within the band.\n{result.table()}"
+    )
+    if verdict == "inconclusive":
+        raise PerfInconclusive(
+            f"{message}\nINCONCLUSIVE: budget {settings.budget_s:g} s spent before the interval "
+            "fitted inside or outside the band."
+        )
+    raise PerfFailure(message)

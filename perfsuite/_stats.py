@@ -1,0 +1,111 @@
+"""Robust statistics for paired, interleaved timings.
+
+Everything here works on *log* ratios of paired rounds: round `r` times every candidate
+back to back, so slow drift of the machine (thermal, a neighbour's job) cancels within the
+pair. The interval is the distribution-free sign-test interval for the median of the paired
+log-ratios: it assumes nothing about the noise (which on shared machines is skewed and
+heavy-tailed) beyond independence of rounds, and one interrupted round cannot move it much.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _sps
+
+
+#: The fewest paired rounds for which a sign-test interval at the default level exists.
+MIN_ROUNDS_FOR_LEVEL = 8
+
+
+def sign_test_interval(values: Sequence[float], *, level: float) -> tuple[float, float, float]:
+    """Median of `values` with a distribution-free two-sided confidence interval.
+
+    Returns `(median, low, high)`. With too few values for `level`, the interval is
+    `(-inf, inf)`: no claim can be made yet.
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    if n == 0:
+        return math.nan, -math.inf, math.inf
+    median = float(np.median(x))
+    alpha = 1.0 - level
+    # Largest k with P(Bin(n, 1/2) <= k - 1) <= alpha / 2: the interval is [x_(k), x_(n-k+1)].
+    k = int(_sps.binom.ppf(alpha / 2.0, n, 0.5))
+    if _sps.binom.cdf(k, n, 0.5) > alpha / 2.0:
+        k -= 1
+    # k is now the largest count whose lower tail is within alpha/2; the order statistic is k+1.
+    if k < 0:
+        return median, -math.inf, math.inf
+    return median, float(x[k]), float(x[n - k - 1])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per-candidate summary of seconds-per-call samples (one sample per round)."""
+
+    median: float
+    min: float
+    mean: float
+    iqr: float
+    rounds: int
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Summary:
+        x = np.asarray(samples, dtype=float)
+        if x.size == 0:
+            return cls(math.nan, math.nan, math.nan, math.nan, 0)
+        q1, q3 = np.percentile(x, [25, 75])
+        return cls(float(np.median(x)), float(x.min()), float(x.mean()), float(q3 - q1), x.size)
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "median": self.median,
+            "min": self.min,
+            "mean": self.mean,
+            "iqr": self.iqr,
+            "rounds": self.rounds,
+        }
+
+
+def log_slope(sizes: Sequence[float], values: Sequence[float]) -> float:
+    """Least-squares slope of `log(values)` against `log(sizes)`."""
+    lx = np.log(np.asarray(sizes, dtype=float))
+    ly = np.log(np.asarray(values, dtype=float))
+    lx = lx - lx.mean()
+    return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+
+
+def law_slope(law: str, sizes: Sequence[float]) -> float:
+    """The log-log slope that `law` has over exactly these sizes.
+
+    `nlogn` is not a power law: over small sizes its local slope is well above 1, so the
+    expected slope is computed over the sizes actually measured rather than assumed.
+    """
+    n = np.asarray(sizes, dtype=float)
+    laws = {
+        "constant": np.ones_like(n),
+        "linear": n,
+        "nlogn": n * np.log(n),
+        "quadratic": n * n,
+    }
+    if law not in laws:
+        raise ValueError(f"`law` must be one of {sorted(laws)}, got {law!r}.")
+    if law == "constant":
+        return 0.0
+    return log_slope(n, laws[law])
+
+
+def wilson_interval(successes: int, trials: int, *, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (used by the calibration scripts)."""
+    if trials == 0:
+        return 0.0, 1.0
+    z = _sps.norm.ppf(0.5 + level / 2.0)
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -1,0 +1,146 @@
+"""Per-step timing of training loops: `perf.steps(...)` and `StepStats`."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._compile import CompileLog, compile_log
+from ._engine import Engine
+from ._errors import PerfFailure
+from ._format import fmt_seconds
+from .instruments import select_instrument
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """Per-step wall times of `state = step(state, batch)`, each step waited for.
+
+    The first step (trace/compile) is kept apart in `first_step_s`; `times_s` holds the
+    steady-state steps after warm-up. `retraces` counts JAX compilations during them.
+    """
+
+    name: str
+    times_s: tuple[float, ...]
+    first_step_s: float
+    warmup: int
+    retraces: int
+    compile: dict[str, Any]
+    instrument: str
+    state: Any = None
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.times_s))
+
+    @property
+    def iqr_s(self) -> float:
+        q1, q3 = np.percentile(self.times_s, [25, 75])
+        return float(q3 - q1)
+
+    @property
+    def mean_s(self) -> float:
+        return float(np.mean(self.times_s))
+
+    @property
+    def steps_per_s(self) -> float:
+        return 1.0 / self.median_s
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name}: median {fmt_seconds(self.median_s)}/step (IQR {fmt_seconds(self.iqr_s)}) "
+            f"over {len(self.times_s)} steps, first step {fmt_seconds(self.first_step_s)}, "
+            f"{self.retraces} retraces"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "instrument": self.instrument,
+            "first_step_s": self.first_step_s,
+            "warmup": self.warmup,
+            "retraces": self.retraces,
+            "compile": self.compile,
+            "stats": {
+                "median": self.median_s,
+                "min": float(np.min(self.times_s)),
+                "mean": self.mean_s,
+                "iqr": self.iqr_s,
+                "rounds": len(self.times_s),
+                "steps_per_s": self.steps_per_s,
+            },
+            "samples_s": list(self.times_s),
+        }
+
+
+def _batch_source(batches: Iterable[Any] | Callable[[int], Any]):
+    if callable(batches) and not hasattr(batches, "__iter__"):
+        return (batches(i) for i in itertools.count())
+    if isinstance(batches, (list, tuple)):
+        if not batches:
+            raise ValueError("`batches` must not be empty.")
+        return itertools.cycle(batches)
+    return iter(batches)
+
+
+def run_steps(
+    engine: Engine,
+    step: Callable[[Any, Any], Any],
+    state: Any,
+    batches: Iterable[Any] | Callable[[int], Any],
+    *,
+    n: int,
+    warmup: int,
+    name: str,
+    max_retraces: int | None,
+    instrument: str | None,
+) -> StepStats:
+    __tracebackhide__ = True
+    if n < 1:
+        raise ValueError(f"`n` must be >= 1, got {n!r}.")
+    if warmup < 1:
+        raise ValueError(
+            f"`warmup` must be >= 1 (the first step is always kept apart), got {warmup!r}."
+        )
+    source = _batch_source(batches)
+    steady = CompileLog()
+    times: list[float] = []
+    with engine.lock():
+        with compile_log() as first:
+            start = time.perf_counter()
+            state = step(state, next(source))
+            inst = select_instrument(state, instrument or engine.settings.instrument)
+            inst.wait(state)
+            first_step_s = time.perf_counter() - start
+            for _ in range(warmup - 1):
+                state = step(state, next(source))
+                inst.wait(state)
+        for _ in range(n):
+            batch = next(source)
+            with compile_log() as log:
+                start = time.perf_counter()
+                state = step(state, batch)
+                inst.wait(state)
+                times.append(time.perf_counter() - start)
+            steady.merge(log)
+    stats = StepStats(
+        name=name,
+        times_s=tuple(times),
+        first_step_s=first_step_s,
+        warmup=warmup,
+        retraces=steady.compilations,
+        compile=first.as_dict(),
+        instrument=inst.name,
+        state=state,
+    )
+    if max_retraces is not None and stats.retraces > max_retraces:
+        raise PerfFailure(
+            f"`steps` {stats}; required at most {max_retraces} retraces after warm-up "
+            f"(compilations seen: {[e for e in steady.events]})."
+        )
+    return stats

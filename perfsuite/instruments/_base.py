@@ -1,0 +1,60 @@
+"""The instrument interface shared by every backend."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class PerfUsageError(Exception):
+    """A perf test used the API wrongly (bad argument, unready outputs, unknown name)."""
+
+
+def iter_leaves(tree: Any):
+    """Leaves of nested tuples/lists/dicts (and JAX pytrees when JAX is loaded)."""
+    import sys
+
+    if "jax" in sys.modules:
+        import jax
+
+        yield from jax.tree_util.tree_leaves(tree)
+        return
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif node is not None:
+            yield node
+
+
+class Instrument(abc.ABC):
+    """Times `iterations` calls of a zero-argument callable, each ending with its work done."""
+
+    #: Name written to results and the report.
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def wait(self, output: Any) -> None:
+        """Block until the work that produced `output` has finished."""
+
+    def time_calls(self, fn: Callable[[], Any], iterations: int) -> tuple[float, Any]:
+        """Seconds for `iterations` calls of `fn`, each waited for; returns the last output.
+
+        Waiting after every call (not once per round) makes a sample the cost of one
+        complete call, which is what a step time or a transform time means. Pipelined
+        throughput is measured by a callable that itself runs a loop and returns the end.
+        """
+        out = None
+        start = time.perf_counter()
+        for _ in range(iterations):
+            out = fn()
+            self.wait(out)
+        return time.perf_counter() - start, out
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}

@@ -1,0 +1,143 @@
+"""pytest plugin entry point (`pytest11`): hooks and fixture wiring, nothing else.
+
+Without `--perf`, tests marked `perf` are skipped (the reason names the flag) and the
+plugin imports neither JAX nor PyTorch, so ordinary test runs pay nothing for it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ._engine import Engine
+from ._fixture import Perf
+from ._options import PerfConfig, PerfMarkerOptions, add_options
+from ._report import text_table
+from ._session import PerfSession
+
+
+perf_config_key = pytest.StashKey[PerfConfig]()
+perf_session_key = pytest.StashKey[PerfSession]()
+
+SKIP_REASON = "perf test: run with --perf to measure it"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "perf(budget=None, rounds=None, instrument=None): a performance test, run with --perf; "
+        "budget in seconds per comparison, rounds before the first look, instrument to force "
+        "one of auto/host/jax/torch-cuda/cuda-events.",
+    )
+    cfg = PerfConfig.from_pytest_config(config)
+    config.stash[perf_config_key] = cfg
+    if cfg.enabled:
+        session = PerfSession(config, cfg)
+        from . import _baseline
+
+        _baseline.check_early(session)
+        config.stash[perf_session_key] = session
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(session), "perfsuite-xdist")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cfg = config.stash[perf_config_key]
+    if cfg.enabled:
+        selected, deselected = [], []
+        for item in items:
+            (selected if item.get_closest_marker("perf") else deselected).append(item)
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = selected
+    else:
+        skip = pytest.mark.skip(reason=SKIP_REASON)
+        for item in items:
+            if item.get_closest_marker("perf"):
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def perf(request: pytest.FixtureRequest) -> Perf:
+    """Measure and assert performance side by side (see `perfsuite.Perf`)."""
+    config = request.config
+    cfg = config.stash[perf_config_key]
+    node = request.node
+    if node.get_closest_marker("perf") is None:
+        raise pytest.UsageError(
+            f"{node.nodeid} uses the `perf` fixture but is not marked: add @pytest.mark.perf."
+        )
+    if not cfg.enabled:  # only reachable when a test opts out of the skip
+        pytest.skip(SKIP_REASON)
+    marker = PerfMarkerOptions.from_pytest_item(node)
+    session = config.stash[perf_session_key]
+    engine = Engine(cfg.settings(marker), session.device_lock)
+    return Perf(node.nodeid, engine, session.add)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("perf") is not None:
+        # Bad marker keywords are an error of the test even if it never asks for `perf`.
+        PerfMarkerOptions.from_pytest_item(item)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    perf_session = config.stash.get(perf_session_key, None)
+    if perf_session is None:
+        return
+    if perf_session.worker_id is not None:
+        # xdist worker: hand the measurements to the controller, which writes one document.
+        config.workeroutput["perfsuite"] = perf_session.serialisable()  # type: ignore[attr-defined]
+        return
+    perf_session.finish()
+    if perf_session.errors and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    perf_session = config.stash.get(perf_session_key, None)
+    if perf_session is None or perf_session.worker_id is not None:
+        return
+    tr = terminalreporter
+    tr.section("perf")
+    measurements = perf_session.measurements
+    if measurements:
+        tr.write_line(text_table(measurements))
+    tests = len({m["test"] for m in measurements})
+    line = f"perf: {len(measurements)} measured in {tests} tests"
+    if not measurements:
+        line = "perf: 0 measured (no test marked `perf` measured anything)"
+    tr.write_line(line, yellow=not measurements, bold=True)
+    if perf_session.results_path is not None:
+        tr.write_line(f"perf: results written to {perf_session.results_path}")
+    for message in perf_session.errors:
+        tr.write_line(f"perf: {message}", red=True, bold=True)
+
+
+class _XdistHooks:
+    """Registered only when pytest-xdist is present (its hooks are unknown otherwise)."""
+
+    def __init__(self, session: PerfSession):
+        self.session = session
+        self.warned = False
+
+    def pytest_configure_node(self, node) -> None:
+        if not self.warned:
+            self.warned = True
+            import warnings
+
+            warnings.warn(
+                pytest.PytestWarning(
+                    "perfsuite: running under xdist; timed sections are serialised across "
+                    "workers with a lock, so measurements never overlap on one device."
+                ),
+                stacklevel=1,
+            )
+
+    def pytest_testnodedown(self, node, error) -> None:
+        self.session.measurements.extend(getattr(node, "workeroutput", {}).get("perfsuite", []))

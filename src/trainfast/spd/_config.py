@@ -1,0 +1,246 @@
+"""Training configuration and the toy workloads (target shapes and SPD settings from spd.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._targets import ResidMLPModel, SparseFeatureData, TMSModel
+
+
+LOSS_TERMS: tuple[str, ...] = (
+    "faithfulness",
+    "importance_minimality",
+    "stochastic_recon",
+    "stochastic_recon_layerwise",
+    "stochastic_recon_subset",
+    "ci_masked_recon",
+    "ci_masked_recon_layerwise",
+    "ci_masked_recon_subset",
+    "unmasked_recon",
+    "pgd_recon",
+    "pgd_recon_subset",
+    "pgd_recon_layerwise",
+)
+
+
+@dataclass(frozen=True)
+class SPDConfig:
+    """Everything `train` needs besides the target and the data.
+
+    Attributes:
+        C: components per decomposed module.
+        target_module_paths: dotted paths of the Linears to decompose, in order.
+        ci_fn_type: `mlp`, `vector_mlp` or `shared_mlp`.
+        ci_fn_hidden: hidden widths of the CI function.
+        sigmoid_type: `leaky_hard` (lower/upper leaky), `hard` or `normal`.
+        sampling: `continuous` (`r ~ U[0,1]`) or `binomial` (`r ~ {0,1}`).
+        use_delta_component: add `W_target - (VU)^T` as an extra masked component.
+        loss_coeffs: loss term name -> coefficient, in computation order.
+        output_loss_type: `mse` or `kl`.
+        pnorm: importance-minimality exponent at the start; annealed linearly to
+            `p_anneal_final_p` between the two fractions of `steps` (no annealing if `None`).
+        importance_minimality_beta, importance_minimality_eps: the log2 term's weight and eps.
+        n_mask_samples: stochastic mask samples per step.
+        pgd_n_steps, pgd_step_size, pgd_init, pgd_mask_scope: PGD reconstruction settings.
+        batch_size: examples per step.
+        lr, lr_schedule, lr_warmup_frac: AdamW learning rate (weight decay 0) and schedule.
+        faithfulness_warmup_steps, faithfulness_warmup_lr, faithfulness_warmup_weight_decay:
+            warm-up of the components alone on the faithfulness loss.
+        grad_clip_norm: clip component and CI-fn gradients to this norm (`None` = no clipping).
+        train_log_freq, eval_freq, n_eval_steps, slow_eval_freq, save_freq: cadence (`None` off).
+        ci_alive_threshold: threshold for the per-step L0 of `ci_lower`.
+        tied_weights: `(src, tgt)` module pairs whose components share storage `U_tgt = V_src^T`.
+    """
+
+    C: int
+    target_module_paths: tuple[str, ...]
+    ci_fn_type: str = "mlp"
+    ci_fn_hidden: tuple[int, ...] = (16,)
+    sigmoid_type: str = "leaky_hard"
+    sampling: str = "continuous"
+    use_delta_component: bool = True
+    loss_coeffs: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "importance_minimality": 1e-5,
+            "stochastic_recon": 1.0,
+            "stochastic_recon_layerwise": 1.0,
+        }
+    )
+    output_loss_type: str = "mse"
+    pnorm: float = 2.0
+    p_anneal_start_frac: float | None = None
+    p_anneal_final_p: float | None = None
+    p_anneal_end_frac: float = 1.0
+    importance_minimality_beta: float = 0.0
+    importance_minimality_eps: float = 1e-12
+    n_mask_samples: int = 1
+    pgd_n_steps: int = 1
+    pgd_step_size: float = 0.1
+    pgd_init: str = "random"
+    pgd_mask_scope: str = "unique_per_datapoint"
+    batch_size: int = 2048
+    lr: float = 2e-3
+    lr_schedule: str = "constant"
+    lr_warmup_frac: float = 0.0
+    faithfulness_warmup_steps: int = 200
+    faithfulness_warmup_lr: float = 0.01
+    faithfulness_warmup_weight_decay: float = 0.1
+    grad_clip_norm: float | None = None
+    train_log_freq: int = 50
+    eval_freq: int | None = 500
+    n_eval_steps: int = 100
+    slow_eval_freq: int | None = 5000
+    save_freq: int | None = None
+    ci_alive_threshold: float = 0.0
+    tied_weights: tuple[tuple[str, str], ...] = ()
+
+    def replace(self, overrides: Mapping[str, Any] | None) -> SPDConfig:
+        """Return a copy with `overrides` applied.
+
+        Raises:
+            ValueError: an override names no config field (lists the fields).
+        """
+        if not overrides:
+            return self
+        known = [f.name for f in dataclasses.fields(self)]
+        for name in overrides:
+            if name not in known:
+                raise ValueError(f"unknown config override {name!r}; known: {', '.join(known)}")
+        cfg = dataclasses.replace(self, **overrides)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Check values that would otherwise fail deep inside training.
+
+        Raises:
+            ValueError: naming the field and the rule.
+        """
+        if self.C <= 0:
+            raise ValueError(f"C must be a positive number of components, got C={self.C}")
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        for name in self.loss_coeffs:
+            if name not in LOSS_TERMS:
+                raise ValueError(f"unknown loss term {name!r}; known: {', '.join(LOSS_TERMS)}")
+        if self.output_loss_type not in ("mse", "kl"):
+            raise ValueError(f"output_loss_type must be 'mse' or 'kl', got {self.output_loss_type!r}")
+        if self.sampling not in ("continuous", "binomial"):
+            raise ValueError(f"sampling must be 'continuous' or 'binomial', got {self.sampling!r}")
+        if self.lr_schedule not in ("constant", "cosine", "linear"):
+            raise ValueError(
+                f"lr_schedule must be 'constant', 'cosine' or 'linear', got {self.lr_schedule!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A target model, its data and the SPD config, with shapes from the upstream configs."""
+
+    name: str
+    make_target: Callable[[], nn.Module]
+    n_features: int
+    feature_probability: float
+    value_range: tuple[float, float]
+    config: SPDConfig
+
+    def make_data(self, batch_size: int, seed: int, device: str | torch.device) -> SparseFeatureData:
+        """The synthetic data stream for this workload."""
+        return SparseFeatureData(
+            self.n_features, batch_size, self.feature_probability, self.value_range, seed, device
+        )
+
+
+def _resid_paths(n_layers: int) -> tuple[str, ...]:
+    return tuple(f"layers.{i}.{m}" for i in range(n_layers) for m in ("mlp_in", "mlp_out"))
+
+
+def _tms(n_features: int, n_hidden: int, C: int, imp_coeff: float, pnorm: float) -> Workload:
+    return Workload(
+        name=f"tms_{n_features}-{n_hidden}",
+        make_target=lambda: TMSModel(n_features, n_hidden),
+        n_features=n_features,
+        feature_probability=0.05,
+        value_range=(0.0, 1.0),
+        config=SPDConfig(
+            C=C,
+            target_module_paths=("linear1", "linear2"),
+            ci_fn_hidden=(16,),
+            loss_coeffs={
+                "importance_minimality": imp_coeff,
+                "stochastic_recon": 1.0,
+                "stochastic_recon_layerwise": 1.0,
+            },
+            pnorm=pnorm,
+            batch_size=4096,
+            lr=1e-3,
+            lr_schedule="cosine",
+            tied_weights=(("linear1", "linear2"),),
+            eval_freq=1000,
+        ),
+    )
+
+
+def _resid(n_layers: int, n_features: int, d_mlp: int, config: SPDConfig) -> Workload:
+    return Workload(
+        name=f"resid_mlp{n_layers}",
+        make_target=lambda: ResidMLPModel(n_features, 1000, d_mlp, n_layers),
+        n_features=n_features,
+        feature_probability=0.01,
+        value_range=(-1.0, 1.0),
+        config=config,
+    )
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        _tms(5, 2, C=20, imp_coeff=3e-3, pnorm=1.0),
+        _tms(40, 10, C=200, imp_coeff=1e-4, pnorm=2.0),
+        _resid(1, 100, 50, SPDConfig(C=100, target_module_paths=_resid_paths(1))),
+        _resid(
+            2,
+            100,
+            25,
+            SPDConfig(
+                C=400,
+                target_module_paths=_resid_paths(2),
+                ci_fn_type="shared_mlp",
+                ci_fn_hidden=(256,),
+                loss_coeffs={
+                    "faithfulness": 0.0,
+                    "importance_minimality": 1e-4,
+                    "stochastic_recon_subset": 2.0,
+                    "pgd_recon_subset": 2.0,
+                },
+                pgd_n_steps=1,
+                pgd_mask_scope="shared_across_batch",
+                lr=3e-4,
+            ),
+        ),
+        _resid(
+            3,
+            102,
+            17,
+            SPDConfig(C=500, target_module_paths=_resid_paths(3), ci_fn_hidden=(128,)),
+        ),
+    )
+}
+"""Workload name -> definition. TMS uses cosine lr 1e-3 and tied components; ResidMLP d_embed=1000."""
+
+
+def get_workload(name: str) -> Workload:
+    """Look a workload up by name.
+
+    Raises:
+        ValueError: unknown name (lists the known ones).
+    """
+    if name not in WORKLOADS:
+        raise ValueError(f"unknown workload {name!r}; known workloads: {', '.join(WORKLOADS)}")
+    return WORKLOADS[name]
