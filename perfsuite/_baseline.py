@@ -7,6 +7,11 @@ two sets of log-times is estimated with Hodges-Lehmann and its distribution-free
 (Mann-Whitney), and only a slowdown whose *lower* bound exceeds the `--perf-fail` limit
 fails the session. A point estimate over the limit with an interval that reaches below it
 is reported as inconclusive, never as a regression.
+
+Limitation, stated in every failure message: a baseline and a run are one process each, so
+the interval reflects round-to-round noise only. On a shared machine whole processes of
+identical code differ by a few percent (more under load), which no single pair of processes
+can estimate; `perfsuite ab` replicates processes and is the gate to trust on such machines.
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ def _resolve(session: PerfSession) -> Path:
     as_path = Path(ref)
     if not as_path.is_absolute():
         as_path = Path(session.config.invocation_params.dir) / as_path
-    if ref.endswith(".json") or as_path.exists():
+    if ref.endswith(".json") or as_path.is_file():
         return as_path
     machine = machine_fingerprint()["id"]
     found = find_saved(cfg.results_dir, ref, machine)
@@ -94,10 +99,13 @@ def _resolve(session: PerfSession) -> Path:
     if elsewhere and cfg.allow_cross_machine:
         return elsewhere[-1]
     if elsewhere:
-        other = load_document(elsewhere[-1])
+        try:
+            what = _differences(load_document(elsewhere[-1]).get("machine", {}))
+        except SchemaError as exc:
+            what = f"and it is unreadable: {exc}"
         raise pytest.UsageError(
-            f"--perf-compare={ref}: the baseline was saved on another machine "
-            f"({elsewhere[-1].parent.name}); {_differences(other.get('machine', {}))}. "
+            f"--perf-compare={ref}: no baseline {ref!r} for this machine ({machine}); the one "
+            f"found was saved on another machine ({elsewhere[-1]}); {what}. "
             "Pass --perf-allow-cross-machine to compare anyway."
         )
     raise pytest.UsageError(
@@ -126,8 +134,17 @@ def check_early(session: PerfSession) -> None:
     path = _resolve(session)
     try:
         doc = load_document(path)
+        series(doc)  # every measurement must carry its samples
     except SchemaError as exc:
-        raise pytest.UsageError(f"--perf-compare={cfg.compare}: {exc}") from None
+        raise pytest.UsageError(
+            f"--perf-compare={cfg.compare}: {exc} The baseline is left as it is; save a new "
+            "one with --perf-save=NAME."
+        ) from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise pytest.UsageError(
+            f"--perf-compare={cfg.compare}: {path}: corrupted results file (a measurement "
+            f"lacks {exc}). The baseline is left as it is; save a new one with --perf-save=NAME."
+        ) from None
     here = machine_fingerprint()
     if doc.get("machine", {}).get("id") != here["id"] and not cfg.allow_cross_machine:
         raise pytest.UsageError(
@@ -178,14 +195,22 @@ def apply(session: PerfSession) -> None:
                 m["baseline"] = entry
             if verdict == "regression":
                 regressions.append(entry)
-    session.document["baseline"] = {"path": str(session.baseline_path), "commit": doc.get("commit")}
+    session.document["baseline"] = {
+        "path": str(session.baseline_path),
+        "commit": doc.get("commit"),
+        # Series on one side only: nothing to compare, listed so that a rename is visible.
+        "only_in_baseline": sorted(set(base) - set(current)),
+        "only_in_current": sorted(set(current) - set(base)),
+    }
     session.measurements = session.document["measurements"]
     if cfg.fail is not None:
         for e in regressions:
             session.errors.append(
                 f"REGRESSION {e['series']}: {e['ratio']:.3g}x the baseline's time "
                 f"(99% CI {e['low']:.3g}x..{e['high']:.3g}x, {e['rounds']} vs {e['baseline_rounds']} "
-                f"rounds); --perf-fail={cfg.fail} allows at most {e['limit']:.3g}x."
+                f"rounds); --perf-fail={cfg.fail} allows at most {e['limit']:.3g}x. The interval "
+                "is over rounds of one process on each side, so it cannot see how much whole "
+                "processes differ; confirm with `perfsuite ab`, which replicates processes."
             )
 
 

@@ -2,9 +2,10 @@
 
 A *round* times every candidate once, back to back, in an order rotated from round to round
 (so no candidate always runs first, after the others warmed the caches). Each candidate runs
-`iterations` calls per round, calibrated once so that a round lasts `target_round_s`: long
-enough that timer resolution and per-call overhead are negligible, short enough that the
-budget holds many rounds. A sample is seconds per call for one round.
+`chunks x group` calls per round, calibrated once: a chunk of `group` calls lasts at least
+`CHUNK_S` (so timer resolution and overhead are negligible), and a round lasts about
+`target_round_s`. A sample is the median over the round's chunks of seconds per call: robust
+to the preemptions and page faults of a busy shared machine, which hit single chunks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +22,10 @@ from typing import Any
 from ._compile import CompileLog, compile_log
 from ._settings import Settings
 from .instruments import Instrument, select_instrument
+
+
+#: Shortest chunk of calls timed as one: far above timer resolution (~100 ns) and overhead.
+CHUNK_S = 50e-6
 
 
 @dataclass
@@ -31,9 +37,15 @@ class Candidate:
     instrument: Instrument
     first_call_s: float
     first_compile: CompileLog
-    iterations: int = 1
+    group: int = 1
+    chunks: int = 1
     samples: list[float] = field(default_factory=list)
     steady_compile: CompileLog = field(default_factory=CompileLog)
+
+    @property
+    def iterations(self) -> int:
+        """Calls per round."""
+        return self.group * self.chunks
 
     @property
     def retraces(self) -> int:
@@ -47,6 +59,7 @@ class Candidate:
             "name": self.name,
             "instrument": self.instrument.describe(),
             "iterations_per_round": self.iterations,
+            "calls_per_chunk": self.group,
             "first_call_s": self.first_call_s,
             "compile": self.first_compile.as_dict(),
             "retraces": self.retraces,
@@ -92,20 +105,24 @@ class Engine:
         cand = Candidate(name, fn, chosen, first_call_s, first_log)
         # Warm-up: repeat until `warmup_s` has passed (at least twice) so caches, allocators
         # and lazy initialisation settle; the calls' mean calibrates the round length.
-        calls, elapsed = 0, 0.0
+        calls, elapsed, restarts = 0, 0.0, 0
         while calls < 2 or elapsed < self.settings.warmup_s:
             with compile_log() as log:
                 seconds, _ = chosen.time_calls(fn, 1)
+            if log.compilations:
+                cand.first_compile.merge(log)
+                if restarts < 3:
+                    # Still compiling (e.g. a second trace once buffers are donated): not
+                    # warm yet. A callable that compiles on every call never settles; after
+                    # a few restarts it is measured as it is, and its retraces are reported.
+                    restarts += 1
+                    calls, elapsed = 0, 0.0
+                    continue
             elapsed += seconds
             calls += 1
-            if log.compilations:
-                # Still compiling (e.g. a second trace for donated buffers): not warm yet.
-                calls, elapsed = 0, 0.0
-                cand.first_compile.merge(log)
-            if calls > 10_000:
-                break
         per_call = max(elapsed / calls, 1e-9)
-        cand.iterations = max(1, math.ceil(self.settings.target_round_s / per_call))
+        cand.group = max(1, math.ceil(CHUNK_S / per_call))
+        cand.chunks = max(1, round(self.settings.target_round_s / (cand.group * per_call)))
         return cand
 
     def run_rounds(self, candidates: list[Candidate], rounds: int) -> None:
@@ -117,8 +134,8 @@ class Engine:
             round_start = time.perf_counter()
             for cand in order:
                 with compile_log() as log, _gc_paused():
-                    seconds, _ = cand.instrument.time_calls(cand.fn, cand.iterations)
-                cand.samples.append(seconds / cand.iterations)
+                    per_call = cand.instrument.time_chunks(cand.fn, cand.chunks, cand.group)
+                cand.samples.append(statistics.median(per_call))
                 cand.steady_compile.merge(log)
             self.spent_s += time.perf_counter() - round_start
 

@@ -10,7 +10,7 @@ from ._comparison import Comparison
 from ._engine import Candidate, Engine
 from ._format import fmt_seconds
 from ._scaling import ScalingFit, assert_scaling
-from ._steps import StepStats, run_steps
+from ._steps import StepStats, check_retraces, run_steps
 
 
 @dataclass(frozen=True)
@@ -151,23 +151,13 @@ class Perf:
         the step index. `max_retraces=0` fails the test if anything compiles during the
         timed steps. The final state is `StepStats.state`.
         """
-        stats = None
-        try:
-            stats = run_steps(
-                self._engine,
-                step,
-                state,
-                batches,
-                n=n,
-                warmup=warmup,
-                name=name,
-                max_retraces=max_retraces,
-                instrument=instrument,
-            )
-            return stats
-        finally:
-            if stats is not None:
-                self._emit("steps", name, steps=stats.as_dict())
+        __tracebackhide__ = True
+        stats, steady = run_steps(
+            self._engine, step, state, batches, n=n, warmup=warmup, name=name, instrument=instrument
+        )
+        self._emit("steps", name, steps=stats.as_dict())
+        check_retraces(stats, steady, max_retraces)
+        return stats
 
     def assert_scaling(
         self,

@@ -127,7 +127,7 @@ def add_options(parser: Parser) -> None:
         metavar="EXPR",
         default=None,
         help="With --perf-compare: fail the session when a measurement is slower than the "
-        "baseline by more than EXPR with confidence, e.g. '5%' or 'median:5%'. Default: %(default)r",
+        "baseline by more than EXPR with confidence, e.g. '5%%' or 'median:5%%'. Default: %(default)r",
     )
     group.addoption(
         "--perf-allow-cross-machine",

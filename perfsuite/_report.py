@@ -89,11 +89,13 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
             )
         elif kind == "record":
             out.append((mid, "", "", "", "", "", f"{m['value']:.4g} {m['unit']}"))
-        if "baseline" in m:
-            b = m["baseline"]
+        # One verdict per series: a comparison has one per candidate (`baselines`).
+        several = len(m.get("baselines", [])) > 1
+        for b in m["baselines"] if several else [m["baseline"]] if "baseline" in m else []:
+            which = f" ({b['series'].rsplit('::', 1)[-1]})" if several else ""
             out.append(
                 (
-                    f"  vs baseline {b.get('name', '')}",
+                    f"  vs baseline {b.get('name', '')}{which}",
                     "",
                     "",
                     "",
@@ -119,4 +121,99 @@ def markdown_table(measurements: Iterable[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for row in body:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- `perfsuite report`
+
+
+def _by_test(measurements: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for m in measurements:
+        groups.setdefault(m.get("test", m["id"]), []).append(m)
+    return groups
+
+
+def _header_lines(doc: dict[str, Any]) -> list[str]:
+    machine = doc.get("machine", {})
+    commit = doc.get("commit") or {}
+    where = machine.get("accelerator") or machine.get("cpu_model", "?")
+    dirty = " (dirty)" if commit.get("dirty") else ""
+    lines = [
+        f"machine {machine.get('id', '?')}: {where}, {machine.get('cores', '?')} cores",
+        f"commit {(commit.get('id') or '?')[:10]}{dirty}, created {doc.get('created', '?')}",
+    ]
+    if doc.get("baseline"):
+        b = doc["baseline"]
+        lines.append(
+            f"baseline {b.get('path')} (commit {((b.get('commit') or {}).get('id') or '?')[:10]})"
+        )
+    return lines
+
+
+def _failures(doc: dict[str, Any]) -> list[str]:
+    """Verdicts that are not a pass, one line each, with the numbers."""
+    out = []
+    for m in doc.get("measurements", []):
+        if m["kind"] == "compare":
+            for v in m["comparison"]["verdicts"]:
+                if v["verdict"] != "pass":
+                    r = v["ratio"]
+                    out.append(
+                        f"{v['verdict']}: {m['id']} {v['assertion']}({r['a']} vs {r['b']}) "
+                        f"{r['estimate']:.3g}x [{r['low']:.3g}, {r['high']:.3g}] over "
+                        f"{r['rounds']} rounds; {v['rule']}"
+                    )
+        elif m["kind"] == "scaling" and m.get("verdict") != "pass":
+            f = m["scaling"]
+            out.append(
+                f"{m.get('verdict')}: {m['id']} slope {f['slope']:.3f} [{f['low']:.3f}, "
+                f"{f['high']:.3f}] over {f['rounds']} rounds; `{f['law']}` expects "
+                f"{f['expected']:.3f} +/- {f['tolerance']:g}"
+            )
+        for b in m.get("baselines", []):
+            if b["verdict"] in ("regression", "inconclusive"):
+                out.append(
+                    f"{b['verdict']} vs baseline: {b['series']} {b['ratio']:.3g}x "
+                    f"[{b['low']:.3g}, {b['high']:.3g}] ({b['rounds']} vs {b['baseline_rounds']} "
+                    f"rounds); limit {b['limit']:.3g}x"
+                )
+    return out
+
+
+def text_report(doc: dict[str, Any], *, plots: dict[str, list[Any]] | None = None) -> str:
+    """The results document as text: a header, one table per test, verdicts, plot files."""
+    plots = plots or {}
+    lines = _header_lines(doc)
+    for test, ms in _by_test(doc.get("measurements", [])).items():
+        lines += ["", test, text_table(ms)]
+        for m in ms:
+            lines += [f"  plot: {p}" for p in plots.get(m["id"], [])]
+    if not doc.get("measurements"):
+        lines += ["", "no measurements"]
+    failures = _failures(doc)
+    if failures:
+        lines += ["", *failures]
+    return "\n".join(lines)
+
+
+def markdown_report(
+    doc: dict[str, Any], *, plots: dict[str, list[Any]] | None = None, relative_to: Any = None
+) -> str:
+    """The results document as Markdown (for `$GITHUB_STEP_SUMMARY`), plots as images."""
+    import os
+
+    plots = plots or {}
+    lines = ["## perfsuite results", "", *(f"- {line}" for line in _header_lines(doc))]
+    for test, ms in _by_test(doc.get("measurements", [])).items():
+        lines += ["", f"### `{test}`", "", markdown_table(ms)]
+        for m in ms:
+            for p in plots.get(m["id"], []):
+                target = os.path.relpath(p, relative_to) if relative_to is not None else str(p)
+                lines += ["", f"![{m['id']}]({target})"]
+    if not doc.get("measurements"):
+        lines += ["", "No measurements."]
+    failures = _failures(doc)
+    if failures:
+        lines += ["", "### Not passed", "", *(f"- {f}" for f in failures)]
     return "\n".join(lines)

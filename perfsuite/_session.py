@@ -27,6 +27,8 @@ class PerfSession:
         self.results_path: Path | None = None
         self.document: dict[str, Any] | None = None
         self.errors: list[str] = []
+        #: Number of xdist workers reporting to this (controller) session.
+        self.workers = 0
 
     def add(self, record: dict[str, Any]) -> None:
         self.measurements.append(record)

@@ -97,9 +97,8 @@ def run_steps(
     n: int,
     warmup: int,
     name: str,
-    max_retraces: int | None,
     instrument: str | None,
-) -> StepStats:
+) -> tuple[StepStats, CompileLog]:
     __tracebackhide__ = True
     if n < 1:
         raise ValueError(f"`n` must be >= 1, got {n!r}.")
@@ -138,9 +137,16 @@ def run_steps(
         instrument=inst.name,
         state=state,
     )
+    return stats, steady
+
+
+def check_retraces(stats: StepStats, steady: CompileLog, max_retraces: int | None) -> None:
+    __tracebackhide__ = True
     if max_retraces is not None and stats.retraces > max_retraces:
+        compiles = ", ".join(
+            f"{s:.3g} s" for e, s in steady.events if e == "backend_compile_duration"
+        )
         raise PerfFailure(
             f"`steps` {stats}; required at most {max_retraces} retraces after warm-up "
-            f"(compilations seen: {[e for e in steady.events]})."
+            f"(backend compilations during timed steps: {compiles})."
         )
-    return stats

@@ -115,6 +115,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     tr.write_line(line, yellow=not measurements, bold=True)
     if perf_session.results_path is not None:
         tr.write_line(f"perf: results written to {perf_session.results_path}")
+    if perf_session.workers:
+        tr.write_line(
+            f"perf: {perf_session.workers} xdist workers; timed sections were serialised "
+            "with a lock, so no two measurements overlapped on this machine's devices."
+        )
     for message in perf_session.errors:
         tr.write_line(f"perf: {message}", red=True, bold=True)
 
@@ -124,20 +129,9 @@ class _XdistHooks:
 
     def __init__(self, session: PerfSession):
         self.session = session
-        self.warned = False
 
     def pytest_configure_node(self, node) -> None:
-        if not self.warned:
-            self.warned = True
-            import warnings
-
-            warnings.warn(
-                pytest.PytestWarning(
-                    "perfsuite: running under xdist; timed sections are serialised across "
-                    "workers with a lock, so measurements never overlap on one device."
-                ),
-                stacklevel=1,
-            )
+        self.session.workers += 1
 
     def pytest_testnodedown(self, node, error) -> None:
         self.session.measurements.extend(getattr(node, "workeroutput", {}).get("perfsuite", []))

@@ -56,5 +56,18 @@ class Instrument(abc.ABC):
             self.wait(out)
         return time.perf_counter() - start, out
 
+    def time_chunks(self, fn: Callable[[], Any], chunks: int, group: int) -> list[float]:
+        """Seconds per call for each of `chunks` groups of `group` calls.
+
+        A round is split into chunks so that the round's statistic can be their median: a
+        chunk hit by preemption or a page fault on a busy machine is one outlier among
+        many rather than a shift of the whole round.
+        """
+        per_call = []
+        for _ in range(chunks):
+            seconds, _ = self.time_calls(fn, group)
+            per_call.append(seconds / group)
+        return per_call
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}

@@ -1,0 +1,332 @@
+"""The `perfsuite` command: `ab`, `report` and `export-asv`.
+
+Exit codes of `perfsuite ab`: 0 no regression, 1 regression, 2 error, 3 inconclusive.
+The other commands return 0 on success and 2 on an error; every error names the argument
+and the rule it broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._options import FailExpr, parse_fail
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a positive integer, e.g. '20'."
+        )
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.strip().removesuffix("s"))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a positive number of seconds, e.g. '600'."
+        )
+    return value
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.5 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a confidence level in [0.5, 1), e.g. '0.99'."
+        )
+    return value
+
+
+def _fail(text: str) -> tuple[FailExpr, bool]:
+    """`--fail EXPR`, and whether EXPR named the per-run statistic (`median:5%`)."""
+    return parse_fail(text), ":" in text
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perfsuite", description="Performance as a tested property: A/B runs and reports."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ab = sub.add_parser(
+        "ab",
+        help="compare two revisions in interleaved processes",
+        description="Run the selected perf tests of BASE and HEAD in alternating processes "
+        "(git worktrees) and give a verdict per measurement. Usage: perfsuite ab BASE [HEAD] "
+        "[options] -- <pytest args>; the pytest args are relative to the repository root, "
+        "where every run starts. Exit: 0 no regression, 1 regression, 2 error, "
+        "3 inconclusive.",
+    )
+    ab.add_argument("base", metavar="BASE", help="base revision (branch, tag, commit)")
+    ab.add_argument(
+        "head",
+        metavar="HEAD",
+        nargs="?",
+        default=None,
+        help="head revision; default: the working tree as it is (uncommitted changes included)",
+    )
+    ab.add_argument(
+        "--fail",
+        type=_fail,
+        default=None,
+        metavar="EXPR",
+        help="regression if HEAD is slower than BASE by more than EXPR with confidence "
+        "(e.g. '5%%', or 'median:5%%' to force the per-run statistic). Default: '5%%'",
+    )
+    ab.add_argument(
+        "--min-runs",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="run pairs before the first verdict. Default: %(default)r",
+    )
+    ab.add_argument(
+        "--max-runs",
+        type=_positive_int,
+        default=30,
+        metavar="N",
+        help="most run pairs; then undecided is inconclusive. Default: %(default)r",
+    )
+    ab.add_argument(
+        "--budget",
+        type=_seconds,
+        default=900.0,
+        metavar="SECONDS",
+        help="wall-clock budget for all runs; no new pair starts once the next would exceed it (checked after --min-runs pairs). Default: %(default)r",
+    )
+    ab.add_argument(
+        "--level",
+        type=_level,
+        default=0.99,
+        help="two-sided confidence level of the interval. Default: %(default)r",
+    )
+    ab.add_argument(
+        "--test",
+        choices=["signed-rank", "sign"],
+        default="signed-rank",
+        help="paired interval over runs. Default: %(default)r",
+    )
+    ab.add_argument(
+        "--repo",
+        type=Path,
+        default=Path.cwd(),
+        metavar="PATH",
+        help="the git repository. Default: the current directory",
+    )
+    ab.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the verdicts and per-run numbers as JSON",
+    )
+    ab.add_argument(
+        "--markdown",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="also write a Markdown summary to PATH; without PATH, append it to "
+        "$GITHUB_STEP_SUMMARY when set, else print it",
+    )
+    ab.add_argument("--quiet", action="store_true", help="no progress display")
+
+    rep = sub.add_parser(
+        "report",
+        help="render a results file as a table (or Markdown) with plots",
+        description="Table per test (median, per unit, ratio with interval, verdict); "
+        "PNG plots of scaling fits and per-step histograms next to the results.",
+    )
+    rep.add_argument("results", type=Path, metavar="RESULTS.json")
+    rep.add_argument("--markdown", action="store_true", help="Markdown instead of text")
+    rep.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the report here (atomically) instead of stdout",
+    )
+    rep.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    rep.add_argument(
+        "--plots-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the PNGs go. Default: next to RESULTS.json",
+    )
+
+    exp = sub.add_parser(
+        "export-asv",
+        help="write perfsuite results as asv results",
+        description="Write RESULTS.json as asv results (results/<machine>/machine.json and "
+        "<commit[:8]>-<env>.json), so the measurements join the asv history.",
+    )
+    exp.add_argument("results", type=Path, metavar="RESULTS.json")
+    exp.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="asv results dir. Default: results_dir of ./asv.conf.json, else .asv/results",
+    )
+    exp.add_argument(
+        "--config",
+        type=Path,
+        default=Path("asv.conf.json"),
+        metavar="PATH",
+        help="asv.conf.json to read results_dir from. Default: %(default)s",
+    )
+    exp.add_argument(
+        "--machine",
+        default=None,
+        metavar="NAME",
+        help="asv machine name. Default: from the fingerprint",
+    )
+    exp.add_argument(
+        "--env-name",
+        default=None,
+        metavar="NAME",
+        help="asv environment name. Default: perfsuite-py<version>",
+    )
+    return parser
+
+
+def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    argv = list(argv)
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
+def _error(message: str) -> int:
+    print(f"perfsuite: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `perfsuite` console script. Returns the exit code."""
+    own, rest = _split(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    try:
+        args = parser.parse_args(own)
+    except SystemExit as exc:  # argparse printed the message (naming the argument)
+        return 2 if exc.code not in (0, None) else 0
+    if args.command != "ab" and rest:
+        return _error(f"`{args.command}` takes no pytest arguments after `--`, got {rest!r}.")
+    if args.command == "ab":
+        return _ab(args, rest)
+    if args.command == "report":
+        return _report(args)
+    return _export_asv(args)
+
+
+def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    from . import _ab as ab
+    from ._results import write_atomic
+
+    if args.max_runs < args.min_runs:
+        return _error(
+            f"`--max-runs` ({args.max_runs}) must be at least `--min-runs` ({args.min_runs})."
+        )
+    fail, explicit = args.fail or (FailExpr("median", 0.05), False)
+    stat = fail.stat if explicit else None
+    cfg = ab.AbConfig(
+        base=args.base,
+        head=args.head,
+        pytest_args=tuple(pytest_args),
+        fail=fail,
+        stat=stat,
+        min_runs=args.min_runs,
+        max_runs=args.max_runs,
+        budget_s=args.budget,
+        level=args.level,
+        test=args.test,
+        repo=args.repo,
+    )
+    progress = ab.Progress(None if args.quiet else sys.stderr)
+    try:
+        doc = ab.run_ab(cfg, progress=progress)
+    except ab.AbError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        return _error("interrupted; no verdict.")
+    print(ab.render_text(doc))
+    if args.json is not None:
+        ab.write_json_report(args.json, doc)
+    if args.markdown is not None:
+        md = ab.render_markdown(doc)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
+        if args.markdown:
+            write_atomic(Path(args.markdown), md)
+        elif summary:
+            with open(summary, "a") as fh:  # GitHub's step summary is appended to, by design
+                fh.write(md)
+        else:
+            print(md)
+    return doc["exit_code"]
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import _report as report
+    from ._results import SchemaError, load_document, write_atomic
+
+    try:
+        doc = load_document(args.results)
+    except SchemaError as exc:
+        return _error(f"`RESULTS.json`: {exc}")
+    plots: dict[str, list[Path]] = {}
+    if not args.no_plots:
+        from ._plots import write_plots
+
+        folder = args.plots_dir or args.results.parent
+        plots = write_plots(doc, folder, stem=args.results.stem)
+    relative_to = (args.output or args.results).parent
+    if args.markdown:
+        text = report.markdown_report(doc, plots=plots, relative_to=relative_to)
+    else:
+        text = report.text_report(doc, plots=plots)
+    if args.output is not None:
+        write_atomic(args.output, text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def _export_asv(args: argparse.Namespace) -> int:
+    from ._asv_export import AsvExportError, export
+
+    try:
+        written = export(
+            args.results,
+            results_dir=args.results_dir,
+            config=args.config,
+            machine=args.machine,
+            env_name=args.env_name,
+        )
+    except AsvExportError as exc:
+        return _error(str(exc))
+    for path in written:
+        print(f"perfsuite export-asv: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

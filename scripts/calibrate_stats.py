@@ -1,0 +1,139 @@
+"""Statistical calibration of perfsuite's verdicts (rerunnable; not part of the test run).
+
+Three scenarios, each over many independent trials on this machine, through the same engine
+and assertions a perf test uses:
+  * true speedup ~6x, `assert_speedup(at_least=5)`: must pass (goal: <= 0.1% failures);
+  * true speedup ~4x, `assert_speedup(at_least=5)`: must fail (goal: >= 99% failures);
+  * A/A (identical work), `assert_no_slower(tolerance=0.05)`: false failures (goal: low).
+The work is a deterministic pure-Python loop, so the true ratio is the ratio of loop counts
+(checked once per run with a long side-by-side measurement and printed). Rates are printed
+with 95% Wilson intervals, and optionally written as Markdown.
+
+    python scripts/calibrate_stats.py --trials 200 --markdown docs/calibration-stats.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import sys
+
+from perfsuite._comparison import Comparison
+from perfsuite._engine import Engine
+from perfsuite._errors import PerfFailure, PerfInconclusive
+from perfsuite._results import machine_fingerprint
+from perfsuite._settings import Settings
+from perfsuite._stats import wilson_interval
+
+
+#: Iterations of the unit of work. The unit keeps its integers small (one machine digit),
+#: so every iteration costs the same and repeating the unit k times is k times the work.
+UNIT = 20_000
+#: Repetitions of the unit: 6 for the "~6x" case, 4 for "~4x", 1 for A/A. The measured
+#: ratios are printed with every run.
+FACTOR_6X = 6
+FACTOR_4X = 4
+
+
+def unit() -> int:
+    s = 0
+    for i in range(UNIT):
+        s ^= i
+    return s
+
+
+def work(k: int):
+    def fn():
+        s = 0
+        for _ in range(k):
+            s ^= unit()
+        return s
+
+    return fn
+
+
+def trial(kind: str, factor: int, settings: Settings) -> tuple[str, float, int]:
+    engine = Engine(settings, contextlib.nullcontext)
+    cands = [
+        engine.prepare("fast", work(1), None),
+        engine.prepare("ref", work(factor), None),
+    ]
+    engine.run_rounds(cands, settings.min_rounds)
+    cmp = Comparison(engine, cands, lambda v: None)
+    try:
+        if kind == "speedup":
+            r = cmp.assert_speedup("fast", over="ref", at_least=5.0)
+        else:
+            r = cmp.assert_no_slower("fast", than="ref", tolerance=0.05)
+        outcome = "pass"
+    except PerfInconclusive:
+        outcome = "inconclusive"
+        r = cmp.ratio("fast", over="ref")
+    except PerfFailure:
+        outcome = "fail"
+        r = cmp.ratio("fast", over="ref")
+    return outcome, engine.spent_s, r.rounds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="use --perf-quick settings")
+    parser.add_argument("--markdown", default=None, help="write the table to this file")
+    args = parser.parse_args(argv)
+    settings = Settings.quick() if args.quick else Settings()
+
+    # Ground truth for the loop-count ratios, from one long interleaved measurement.
+    engine = Engine(Settings(min_rounds=40), contextlib.nullcontext)
+    truth = {}
+    for factor in (FACTOR_6X, FACTOR_4X, 1):
+        cands = [engine.prepare("a", work(1), None), engine.prepare("b", work(factor), None)]
+        engine.run_rounds(cands, 40)
+        truth[factor] = Comparison(engine, cands, lambda v: None).ratio("a", over="b").estimate
+
+    scenarios = [
+        ("speedup ~6x, at_least=5", "speedup", FACTOR_6X, "pass", "<= 0.1% failures"),
+        ("speedup ~4x, at_least=5", "speedup", FACTOR_4X, "fail", ">= 99% failures"),
+        ("A/A, no_slower(tolerance=0.05)", "no_slower", 1, "pass", "false failures low"),
+    ]
+    lines = [
+        f"machine: {platform.node()} {machine_fingerprint()['cpu_model']} x{machine_fingerprint()['cores']}, "
+        f"python {platform.python_version()}, settings: {'quick' if args.quick else 'default'} "
+        f"(level {settings.level}, min_rounds {settings.min_rounds}, budget {settings.budget_s} s)",
+        f"true ratios (40 interleaved rounds): ~6x -> {truth[FACTOR_6X]:.3f}, ~4x -> {truth[FACTOR_4X]:.3f}, A/A -> {truth[1]:.3f}",
+        "",
+        "| scenario | trials | pass | fail | inconclusive | wrong verdicts (95% Wilson) | goal | median rounds | mean s/trial |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, kind, factor, expected, goal in scenarios:
+        counts = {"pass": 0, "fail": 0, "inconclusive": 0}
+        rounds, seconds = [], []
+        for i in range(args.trials):
+            outcome, spent, n = trial(kind, factor, settings)
+            counts[outcome] += 1
+            rounds.append(n)
+            seconds.append(spent)
+            if (i + 1) % 50 == 0:
+                print(f"  {label}: {i + 1}/{args.trials} {counts}", file=sys.stderr, flush=True)
+        wrong = args.trials - counts[expected]
+        lo, hi = wilson_interval(wrong, args.trials)
+        rounds.sort()
+        lines.append(
+            f"| {label} | {args.trials} | {counts['pass']} | {counts['fail']} | {counts['inconclusive']} | "
+            f"{wrong / args.trials:.2%} [{lo:.2%}, {hi:.2%}] | {goal} | {rounds[len(rounds) // 2]} | "
+            f"{sum(seconds) / len(seconds):.2f} |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        from pathlib import Path
+
+        from perfsuite._results import write_atomic
+
+        write_atomic(Path(args.markdown), "# perfsuite verdict calibration\n\n" + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
