@@ -31,6 +31,10 @@ class BertConfig:
         mask_token_id: id of `[MASK]` (HF BERT uses 103); ids below `num_special_tokens` are
             never drawn as random tokens.
         num_special_tokens: how many low ids are reserved for special tokens.
+        scan_layers: compute the encoder with `jax.lax.scan` over the layers' stacked
+            arrays instead of unrolling it. The model's pytree (one module per layer) is the
+            same either way; scanning only shrinks the compiled program, which keeps XLA:CPU
+            compile times of deep models in seconds (the tests use it; GPUs unroll).
     """
 
     num_layers: int = 12
@@ -44,6 +48,7 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     mask_token_id: int = 103
     num_special_tokens: int = 104
+    scan_layers: bool = False
 
     def __post_init__(self):
         if self.hidden % self.heads != 0:
@@ -74,6 +79,7 @@ class BertConfig:
             max_position=64,
             mask_token_id=3,
             num_special_tokens=4,
+            scan_layers=True,
         )
         defaults.update(overrides)
         return cls(num_layers=num_layers, **defaults)
@@ -222,6 +228,31 @@ class BertMLM(eqx.Module):
         out = _dropout(_dense(attn.output, ctx.reshape(b, s, c.hidden)), c.dropout, k_out)
         return _layer_norm(attn.layer_norm, x + out, c.layer_norm_eps)
 
+    def _layer(self, layer: Layer, x, mask, key_attn, key_ffn):
+        c = self.config
+        x = self._attention(layer.attention, x, mask, key_attn)
+        h = jax.nn.gelu(_dense(layer.intermediate.dense, x), approximate=False)
+        h = _dropout(_dense(layer.output.dense, h), c.dropout, key_ffn)
+        return _layer_norm(layer.output.layer_norm, x + h, c.layer_norm_eps)
+
+    def _scan_layers(self, x, mask, key):
+        # Stack the per-layer arrays inside the trace: the pytree keeps one module per
+        # layer, but XLA compiles the layer body once.
+        static = eqx.filter(self.layers[0], eqx.is_array, inverse=True)
+        arrays = [eqx.filter(layer, eqx.is_array) for layer in self.layers]
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *arrays)
+        n = len(self.layers)
+        keys = None if key is None else jr.split(jr.fold_in(key, 1), (n, 2))
+
+        def body(x, inputs):
+            arrays, k = inputs
+            layer = eqx.combine(arrays, static)
+            ka, kf = (None, None) if k is None else (k[0], k[1])
+            return self._layer(layer, x, mask, ka, kf), None
+
+        x, _ = jax.lax.scan(body, x, (stacked, keys))
+        return x
+
     def __call__(
         self,
         input_ids: Int[Array, "batch seq"],
@@ -238,11 +269,11 @@ class BertMLM(eqx.Module):
         e = self.embeddings
         x = e.word.weight[input_ids] + e.position.weight[jnp.arange(seq)][None]
         x = _dropout(_layer_norm(e.layer_norm, x, c.layer_norm_eps), c.dropout, keys[0])
-        for i, layer in enumerate(self.layers):
-            x = self._attention(layer.attention, x, attention_mask, keys[1 + 2 * i])
-            h = jax.nn.gelu(_dense(layer.intermediate.dense, x), approximate=False)
-            h = _dropout(_dense(layer.output.dense, h), c.dropout, keys[2 + 2 * i])
-            x = _layer_norm(layer.output.layer_norm, x + h, c.layer_norm_eps)
+        if c.scan_layers and len(self.layers) > 1:
+            x = self._scan_layers(x, attention_mask, key)
+        else:
+            for i, layer in enumerate(self.layers):
+                x = self._layer(layer, x, attention_mask, keys[1 + 2 * i], keys[2 + 2 * i])
         h = jax.nn.gelu(_dense(self.head.dense, x), approximate=False)
         h = _layer_norm(self.head.layer_norm, h, c.layer_norm_eps)
         return _dense(self.head.decoder, h)

@@ -55,7 +55,7 @@ class LinearComponents(nn.Module):
         self,
         x: Float[Tensor, "... d_in"],
         mask: Float[Tensor, "... C"] | None = None,
-        weight_delta_and_mask: tuple[Float[Tensor, "d_out d_in"], Float[Tensor, "..."]]
+        weight_delta_and_mask: tuple[Float[Tensor, "d_out d_in"], Float[Tensor, " *batch"]]
         | None = None,
         component_acts_cache: dict[str, Tensor] | None = None,
     ) -> Float[Tensor, "... d_out"]:
@@ -109,16 +109,32 @@ class MaskInfo:
 
 
 class ParallelLinear(nn.Module):
-    """`C` independent Linears applied in parallel: `(..., C, i) -> (..., C, o)`."""
+    """`C` independent Linears applied in parallel: `(..., C, i) -> (..., C, o)`.
+
+    Attributes:
+        pointwise: write the degenerate widths (`i == 1` or `o == 1`) as broadcast multiply
+            (and sum) instead of an einsum. Same math, different summation order. Set by the
+            `fused_ci_fn` flag, for `torch.compile`: an einsum becomes a batched GEMM with K=1 or N=1 that must
+            materialize its `(..., C, hidden)` output, whereas the pointwise form lets Inductor
+            fuse a whole `1 -> hidden -> 1` CI MLP (and its backward, by recomputation) into
+            reductions that never write the `B*C*hidden` intermediates (resid_mlp3: 2048*500*128
+            floats per layer).
+    """
 
     def __init__(self, C: int, d_in: int, d_out: int):
         super().__init__()
         self.W = nn.Parameter(torch.empty(C, d_in, d_out))
         self.b = nn.Parameter(torch.zeros(C, d_out))
+        self.pointwise = False
         with torch.no_grad():
             self.W.normal_(0.0, math.sqrt(2.0 / d_in))  # Kaiming normal, fan-in, ReLU-ish gain
 
     def forward(self, x: Float[Tensor, "... C i"]) -> Float[Tensor, "... C o"]:
+        d_in, d_out = self.W.shape[1], self.W.shape[2]
+        if self.pointwise and d_in == 1:
+            return x * self.W[:, 0, :] + self.b
+        if self.pointwise and d_out == 1:
+            return (x * self.W[:, :, 0]).sum(-1, keepdim=True) + self.b
         return torch.einsum("...ci,cio->...co", x, self.W) + self.b
 
 

@@ -130,7 +130,9 @@ class SPDConfig:
             if name not in LOSS_TERMS:
                 raise ValueError(f"unknown loss term {name!r}; known: {', '.join(LOSS_TERMS)}")
         if self.output_loss_type not in ("mse", "kl"):
-            raise ValueError(f"output_loss_type must be 'mse' or 'kl', got {self.output_loss_type!r}")
+            raise ValueError(
+                f"output_loss_type must be 'mse' or 'kl', got {self.output_loss_type!r}"
+            )
         if self.sampling not in ("continuous", "binomial"):
             raise ValueError(f"sampling must be 'continuous' or 'binomial', got {self.sampling!r}")
         if self.lr_schedule not in ("constant", "cosine", "linear"):
@@ -150,7 +152,9 @@ class Workload:
     value_range: tuple[float, float]
     config: SPDConfig
 
-    def make_data(self, batch_size: int, seed: int, device: str | torch.device) -> SparseFeatureData:
+    def make_data(
+        self, batch_size: int, seed: int, device: str | torch.device
+    ) -> SparseFeatureData:
         """The synthetic data stream for this workload."""
         return SparseFeatureData(
             self.n_features, batch_size, self.feature_probability, self.value_range, seed, device
@@ -161,75 +165,89 @@ def _resid_paths(n_layers: int) -> tuple[str, ...]:
     return tuple(f"layers.{i}.{m}" for i in range(n_layers) for m in ("mlp_in", "mlp_out"))
 
 
-def _tms(n_features: int, n_hidden: int, C: int, imp_coeff: float, pnorm: float) -> Workload:
+def tms_workload(
+    n_features: int, n_hidden: int, *, name: str | None = None, **config: Any
+) -> Workload:
+    """A TMS workload; `config` overrides the shared TMS settings (C, loss coeffs, ...)."""
+    base = SPDConfig(
+        C=config.pop("C", 20),
+        target_module_paths=("linear1", "linear2"),
+        ci_fn_hidden=(16,),
+        batch_size=4096,
+        lr=1e-3,
+        lr_schedule="cosine",
+        tied_weights=(("linear1", "linear2"),),
+        eval_freq=1000,
+    )
     return Workload(
-        name=f"tms_{n_features}-{n_hidden}",
+        name=name or f"tms_{n_features}-{n_hidden}",
         make_target=lambda: TMSModel(n_features, n_hidden),
         n_features=n_features,
         feature_probability=0.05,
         value_range=(0.0, 1.0),
-        config=SPDConfig(
-            C=C,
-            target_module_paths=("linear1", "linear2"),
-            ci_fn_hidden=(16,),
-            loss_coeffs={
-                "importance_minimality": imp_coeff,
-                "stochastic_recon": 1.0,
-                "stochastic_recon_layerwise": 1.0,
-            },
-            pnorm=pnorm,
-            batch_size=4096,
-            lr=1e-3,
-            lr_schedule="cosine",
-            tied_weights=(("linear1", "linear2"),),
-            eval_freq=1000,
-        ),
+        config=base.replace(config),
     )
 
 
-def _resid(n_layers: int, n_features: int, d_mlp: int, config: SPDConfig) -> Workload:
+def resid_mlp_workload(
+    n_layers: int,
+    n_features: int,
+    d_mlp: int,
+    *,
+    d_embed: int = 1000,
+    name: str | None = None,
+    **config: Any,
+) -> Workload:
+    """A ResidMLP workload; `config` overrides the resid_mlp1 SPD settings.
+
+    Small `d_embed` gives the tiny shapes the CPU tests use.
+    """
+    base = SPDConfig(C=config.pop("C", 100), target_module_paths=_resid_paths(n_layers))
     return Workload(
-        name=f"resid_mlp{n_layers}",
-        make_target=lambda: ResidMLPModel(n_features, 1000, d_mlp, n_layers),
+        name=name or f"resid_mlp{n_layers}",
+        make_target=lambda: ResidMLPModel(n_features, d_embed, d_mlp, n_layers),
         n_features=n_features,
         feature_probability=0.01,
         value_range=(-1.0, 1.0),
-        config=config,
+        config=base.replace(config),
     )
+
+
+_TMS_LOSSES = {
+    "importance_minimality": 1.0,
+    "stochastic_recon": 1.0,
+    "stochastic_recon_layerwise": 1.0,
+}
 
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
-        _tms(5, 2, C=20, imp_coeff=3e-3, pnorm=1.0),
-        _tms(40, 10, C=200, imp_coeff=1e-4, pnorm=2.0),
-        _resid(1, 100, 50, SPDConfig(C=100, target_module_paths=_resid_paths(1))),
-        _resid(
+        tms_workload(
+            5, 2, C=20, pnorm=1.0, loss_coeffs={**_TMS_LOSSES, "importance_minimality": 3e-3}
+        ),
+        tms_workload(
+            40, 10, C=200, pnorm=2.0, loss_coeffs={**_TMS_LOSSES, "importance_minimality": 1e-4}
+        ),
+        resid_mlp_workload(1, 100, 50, C=100),
+        resid_mlp_workload(
             2,
             100,
             25,
-            SPDConfig(
-                C=400,
-                target_module_paths=_resid_paths(2),
-                ci_fn_type="shared_mlp",
-                ci_fn_hidden=(256,),
-                loss_coeffs={
-                    "faithfulness": 0.0,
-                    "importance_minimality": 1e-4,
-                    "stochastic_recon_subset": 2.0,
-                    "pgd_recon_subset": 2.0,
-                },
-                pgd_n_steps=1,
-                pgd_mask_scope="shared_across_batch",
-                lr=3e-4,
-            ),
+            C=400,
+            ci_fn_type="shared_mlp",
+            ci_fn_hidden=(256,),
+            loss_coeffs={
+                "faithfulness": 0.0,
+                "importance_minimality": 1e-4,
+                "stochastic_recon_subset": 2.0,
+                "pgd_recon_subset": 2.0,
+            },
+            pgd_n_steps=1,
+            pgd_mask_scope="shared_across_batch",
+            lr=3e-4,
         ),
-        _resid(
-            3,
-            102,
-            17,
-            SPDConfig(C=500, target_module_paths=_resid_paths(3), ci_fn_hidden=(128,)),
-        ),
+        resid_mlp_workload(3, 102, 17, C=500, ci_fn_hidden=(128,)),
     )
 }
 """Workload name -> definition. TMS uses cosine lr 1e-3 and tied components; ResidMLP d_embed=1000."""

@@ -27,7 +27,14 @@ EXACT_FLAGS: tuple[str, ...] = (
 )
 """Flags that keep every loss term and parameter bitwise equal to the baseline."""
 
-APPROX_FLAGS: tuple[str, ...] = ("fused_adamw", "fused_unmasked", "compile", "bf16", "cuda_graphs")
+APPROX_FLAGS: tuple[str, ...] = (
+    "fused_adamw",
+    "fused_unmasked",
+    "fused_ci_fn",
+    "compile",
+    "bf16",
+    "cuda_graphs",
+)
 """Flags that change rounding or the random stream; tested against tolerances."""
 
 CUDA_ONLY_FLAGS: tuple[str, ...] = ("cuda_graphs",)
@@ -51,6 +58,11 @@ class Flags:
         fused_adamw: `AdamW(fused=True)` instead of the foreach implementation.
         fused_unmasked: when a component forward has no mask, no delta and no cache, compute
             `x @ (V @ U)` (one GEMM against the rebuilt weight) instead of `(x @ V) @ U`.
+        fused_ci_fn: write the `mlp` CI function's width-1 layers (`1 -> hidden -> 1`) as
+            broadcast multiply and sum instead of einsums (batched GEMMs with K=1 / N=1). Same
+            math, another summation order. Meant for `compile`: Inductor can then fuse the whole
+            CI MLP and its backward into reductions that never write the `(B, C, hidden)`
+            intermediates (the bulk of resid_mlp3's GPU time); eager it changes little.
         compile: `torch.compile` the forward + causal importance + loss function (random
             numbers are drawn outside the compiled region, so masks equal eager's).
         bf16: run forward, causal importances and losses under bf16 autocast.
@@ -72,6 +84,7 @@ class Flags:
     no_host_syncs: bool = False
     fused_adamw: bool = False
     fused_unmasked: bool = False
+    fused_ci_fn: bool = False
     compile: bool = False
     bf16: bool = False
     prefetch: bool = False

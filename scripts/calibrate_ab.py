@@ -1,0 +1,273 @@
+"""Calibrate `perfsuite ab`: false-alarm and detection rates on a workload of known cost.
+
+A throwaway git repository holds a pure-Python loop measured by three perf tests. BASE
+runs the loop N times in all three; HEAD adds a known fraction of work: 0% (`aa`, an A/A
+comparison), +3% (`p3`) and +10% (`p10`). Every trial is one `perfsuite ab BASE HEAD`, so
+one trial gives one verdict per scenario; the trials are independent (the scenarios inside
+one trial share its processes). For comparison, each trial also runs pytest-benchmark once
+per revision and applies its `--benchmark-compare-fail=mean:5%` rule to the same tests.
+
+Rates come with 95% Wilson intervals. Results are rewritten (atomically) after every trial,
+so an interrupted run keeps what it measured.
+
+    python scripts/calibrate_ab.py --trials 100            # the full calibration
+    python scripts/calibrate_ab.py --trials 100 --time-limit 1500   # what fits in 25 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from perfsuite._results import machine_fingerprint, write_atomic
+from perfsuite._stats import wilson_interval
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = {"aa": 0.0, "p3": 0.03, "p10": 0.10}
+
+WORKLOAD = """\
+import pytest
+
+EXTRA = {extra!r}
+N = {n}
+
+
+def work(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+@pytest.mark.perf
+@pytest.mark.parametrize("case", {cases!r})
+def test_work(perf, case):
+    n = int(round(N * (1 + EXTRA[case])))
+    perf.measure(lambda: work(n), name=case)
+
+
+@pytest.mark.parametrize("case", {cases!r})
+def test_bench(benchmark, case):
+    n = int(round(N * (1 + EXTRA[case])))
+    benchmark(work, n)
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_repo(folder: Path, n: int) -> Path:
+    repo = folder / "workload"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "calibrate@perfsuite.invalid")
+    git(repo, "config", "user.name", "calibrate")
+    cases = list(SCENARIOS)
+    (repo / "test_work.py").write_text(
+        WORKLOAD.format(extra={c: 0.0 for c in cases}, n=n, cases=cases)
+    )
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "tag", "base")
+    (repo / "test_work.py").write_text(WORKLOAD.format(extra=SCENARIOS, n=n, cases=cases))
+    git(repo, "commit", "-qam", "head: more work")
+    git(repo, "tag", "head")
+    return repo
+
+
+def run_ab(repo: Path, out: Path, args: argparse.Namespace) -> dict:
+    cmd = [
+        sys.executable, "-m", "perfsuite.cli", "ab", "base", "head", "--repo", str(repo),
+        "--quiet", "--json", str(out), "--fail", args.fail, "--min-runs", str(args.min_runs),
+        "--max-runs", str(args.max_runs), "--budget", str(args.budget),
+        "--level", str(args.level), "--", "--perf-quick", "test_work.py",
+    ]  # fmt: skip
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")  # faster start per process
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode == 2 or not out.exists():
+        raise RuntimeError(f"perfsuite ab failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    doc = json.loads(out.read_text())
+    return {m["series"].rsplit("::", 1)[-1]: m for m in doc["measurements"]} | {
+        "_seconds": doc["seconds"],
+        "_pairs": max(m["pairs"] for m in doc["measurements"]),
+    }
+
+
+def run_benchmark(trees: dict[str, Path], folder: Path, args: argparse.Namespace) -> dict:
+    """pytest-benchmark as its users gate with it: save BASE, then HEAD with
+    `--benchmark-compare=0001 --benchmark-compare-fail=mean:5%`; a test fails the rule when
+    pytest-benchmark lists it under "Performance has regressed"."""
+    storage = Path(tempfile.mkdtemp(prefix="bench-", dir=folder))
+    means, failed = {}, set()
+    for side in ("base", "head"):
+        out = folder / f"bench-{side}.json"
+        cmd = [
+            sys.executable, "-m", "pytest", "-q", "-p", "pytest_benchmark.plugin",
+            "-p", "no:cacheprovider", "test_work.py", "-k", "test_bench", "--benchmark-only",
+            f"--benchmark-json={out}", f"--benchmark-max-time={args.benchmark_max_time}",
+            f"--benchmark-storage=file://{storage}",
+        ]  # fmt: skip
+        if side == "base":
+            cmd.append("--benchmark-save=base")
+        else:
+            cmd += ["--benchmark-compare=0001", "--benchmark-compare-fail=mean:5%"]
+        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+        proc = subprocess.run(cmd, cwd=trees[side], capture_output=True, text=True, env=env)
+        text = proc.stdout + proc.stderr
+        if proc.returncode != 0 and "Performance has regressed" not in text:
+            raise RuntimeError(f"pytest-benchmark failed:\n{text[-3000:]}")
+        if side == "head":
+            # "\ttest_bench[p10] (0001_base) - Field 'mean' has failed PercentageRegressionCheck"
+            failed = set(re.findall(r"test_bench\[(\w+)\] \(0001_base\) - Field 'mean'", text))
+        doc = json.loads(out.read_text())
+        means[side] = {b["param"]: b["stats"]["mean"] for b in doc["benchmarks"]}
+    return {
+        case: {"ratio": means["head"][case] / means["base"][case], "fail": case in failed}
+        for case in SCENARIOS
+    }
+
+
+def summarise(trials: list[dict], args: argparse.Namespace) -> dict:
+    out = {}
+    for case, extra in SCENARIOS.items():
+        verdicts = [t["ab"][case]["verdict"] for t in trials]
+        alarms = sum(v == "regression" for v in verdicts)
+        low, high = wilson_interval(alarms, len(verdicts))
+        bench = [t["benchmark"][case]["fail"] for t in trials if t.get("benchmark")]
+        b_low, b_high = wilson_interval(sum(bench), len(bench))
+        out[case] = {
+            "extra": extra,
+            "trials": len(verdicts),
+            "regression": alarms,
+            "rate": alarms / len(verdicts) if verdicts else None,
+            "wilson95": [low, high],
+            "verdicts": {v: verdicts.count(v) for v in sorted(set(verdicts))},
+            "benchmark_trials": len(bench),
+            "benchmark_fail": sum(bench),
+            "benchmark_rate": sum(bench) / len(bench) if bench else None,
+            "benchmark_wilson95": [b_low, b_high],
+        }
+    return out
+
+
+KEPT = ("verdict", "ratio", "low", "high", "pairs")
+GOALS = {"aa": "false alarms <= 1%", "p3": "caught >= 80%", "p10": "caught >= 99%"}
+
+
+def markdown(doc: dict) -> str:
+    s = doc["settings"]
+    secs = [t["ab_seconds"] for t in doc["trials"]]
+    mean_s = sum(secs) / len(secs) if secs else float("nan")
+    lines = [
+        "| scenario | trials | `perfsuite ab` regression | rate (95% Wilson) | goal | "
+        "pytest-benchmark `mean:5%` fail | rate (95% Wilson) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case, r in doc["summary"].items():
+        lo, hi = r["wilson95"]
+        blo, bhi = r["benchmark_wilson95"]
+        rate = "n/a" if r["rate"] is None else f"{r['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
+        brate = (
+            "n/a"
+            if r["benchmark_rate"] is None
+            else f"{r['benchmark_rate']:.0%} [{blo:.0%}, {bhi:.0%}]"
+        )
+        lines.append(
+            f"| {case} (+{r['extra']:.0%}) | {r['trials']} | {r['regression']} | {rate} | "
+            f"{GOALS[case]} | {r['benchmark_fail']}/{r['benchmark_trials']} | {brate} |"
+        )
+    lines += [
+        "",
+        f"Settings: `perfsuite ab --fail {s['fail']} --min-runs {s['min_runs']} --max-runs "
+        f"{s['max_runs']} --level {s['level']}` (signed-rank), `--perf-quick`, workload N={s['n']}. "
+        f"Mean wall time per trial (all three scenarios at once): {mean_s:.0f} s. "
+        f"Machine: {doc['machine']['cpu_model']}, {doc['machine']['cores']} cores, load average "
+        f"at start {doc['load_at_start']}. Started {doc['started']}, {len(doc['trials'])} trials.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--trials", type=int, default=100, help="trials to run. Default: %(default)r")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="start no trial after this many seconds. Default: none")  # fmt: skip
+    p.add_argument("--fail", default="1%", help="--fail of perfsuite ab. Default: %(default)r")
+    p.add_argument("--min-runs", type=int, default=8)
+    p.add_argument("--max-runs", type=int, default=12)
+    p.add_argument("--budget", type=float, default=60.0, help="--budget of perfsuite ab per trial")
+    p.add_argument("--level", type=float, default=0.99)
+    p.add_argument("--n", type=int, default=20000, help="loop length of the workload")
+    p.add_argument("--benchmark-max-time", type=float, default=0.5)
+    p.add_argument("--no-benchmark", action="store_true", help="skip pytest-benchmark")
+    p.add_argument("--out", type=Path, default=ROOT / ".perf" / "calibrate_ab.json")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    args = p.parse_args(argv)
+    if args.trials < 1:
+        p.error(f"`--trials` must be >= 1, got {args.trials}.")
+
+    started = time.monotonic()
+    doc = {
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_fingerprint(),
+        "host": platform.node(),
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "trials": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="calibrate-ab-") as tmp:
+        tmp = Path(tmp)
+        repo = make_repo(tmp, args.n)
+        trees = {}
+        if not args.no_benchmark:
+            for side in ("base", "head"):
+                trees[side] = tmp / f"tree-{side}"
+                git(repo, "worktree", "add", "--detach", "-q", str(trees[side]), side)
+        for i in range(args.trials):
+            if args.time_limit is not None and time.monotonic() - started > args.time_limit:
+                print(f"time limit reached after {i} trials", file=sys.stderr)
+                break
+            t0 = time.monotonic()
+            ab = run_ab(repo, tmp / f"ab-{i}.json", args)
+            trial = {
+                "ab_seconds": ab.pop("_seconds"),
+                "pairs": ab.pop("_pairs"),
+                "ab": {
+                    c: {k: m[k] for k in (*KEPT, "base_runs_s", "head_runs_s")}
+                    for c, m in ab.items()
+                },
+                "load": [round(x, 2) for x in os.getloadavg()],
+            }
+            if not args.no_benchmark:
+                trial["benchmark"] = run_benchmark(trees, tmp, args)
+            trial["seconds"] = time.monotonic() - t0
+            doc["trials"].append(trial)
+            doc["summary"] = summarise(doc["trials"], args)
+            write_atomic(args.out, json.dumps(doc, indent=1) + "\n")
+            short = {c: (m["verdict"], round(m["ratio"], 3)) for c, m in trial["ab"].items()}
+            bench = {c: b["fail"] for c, b in trial.get("benchmark", {}).items()}
+            print(f"trial {i + 1}: {trial['seconds']:.0f} s ab={short} bench_fail={bench}",
+                  flush=True)  # fmt: skip
+    if doc["trials"]:
+        text = markdown(doc)
+        print(text)
+        if args.markdown is not None:
+            write_atomic(args.markdown, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Tensor-parallel Linear layers, the BERT plan, and sharded model/optimizer creation."""
+
+import functools as ft
+from collections.abc import Callable
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.tree_util as jtu
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._optimizer import Optimizer
+from ._transforms import Plan, apply_transforms
+
+
+class ParallelLinear(eqx.Module):
+    """A Linear layer annotated with how its weight is split over a mesh axis.
+
+    `weight` is `(out_features, in_features)` like `eqx.nn.Linear`. `"column"` splits the
+    output features (weight `P(axis, None)`, bias `P(axis)`); `"row"` splits the input
+    features (weight `P(None, axis)`, bias replicated), so a column layer followed by a row
+    layer needs one reduction. The annotation is static; the arrays are placed by
+    [`make_module_opt`][] (or `jax.device_put` with [`module_shardings`][]), and under `jit`
+    XLA's partitioner inserts the collectives. Calling works on any leading shape.
+    """
+
+    weight: Float[Array, "out in"]
+    bias: Float[Array, " out"] | None
+    in_features: int = eqx.field(static=True)
+    out_features: int = eqx.field(static=True)
+    style: Literal["column", "row"] = eqx.field(static=True)
+    axis: Any = eqx.field(static=True)
+
+    def __call__(self, x: Float[Array, "... in"], *, key=None) -> Float[Array, "... out"]:
+        del key
+        y = x @ self.weight.T
+        return y if self.bias is None else y + self.bias
+
+    @property
+    def weight_spec(self) -> PartitionSpec:
+        if self.style == "column":
+            return PartitionSpec(self.axis, None)
+        return PartitionSpec(None, self.axis)
+
+    @property
+    def bias_spec(self) -> PartitionSpec:
+        return PartitionSpec(self.axis) if self.style == "column" else PartitionSpec()
+
+
+def _parallel(linear: eqx.Module, axis: Any, style: str) -> ParallelLinear:
+    if isinstance(linear, ParallelLinear):
+        raise TypeError(f"{style}_parallel: the layer is already {linear.style}-parallel.")
+    weight = getattr(linear, "weight", None)
+    if weight is None or getattr(weight, "ndim", None) != 2:
+        raise TypeError(
+            f"`{style}_parallel` expects a Linear-like module with a 2-D `weight`, got "
+            f"{type(linear).__name__}."
+        )
+    # Built without `__init__` (as a pytree unflatten does): a transform runs once per
+    # match, and the module metaclass's checks would dominate the one-pass rebuild.
+    new = object.__new__(ParallelLinear)
+    new.__dict__.update(
+        weight=weight,
+        bias=getattr(linear, "bias", None),
+        in_features=weight.shape[1],
+        out_features=weight.shape[0],
+        style=style,
+        axis=axis,
+    )
+    return new
+
+
+def column_parallel(linear: eqx.Module, axis: Any = "tp") -> ParallelLinear:
+    """Split a Linear's output features over mesh axis `axis` (weight `P(axis, None)`)."""
+    return _parallel(linear, axis, "column")
+
+
+def row_parallel(linear: eqx.Module, axis: Any = "tp") -> ParallelLinear:
+    """Split a Linear's input features over mesh axis `axis` (weight `P(None, axis)`)."""
+    return _parallel(linear, axis, "row")
+
+
+def bert_tp_plan(axis: str = "tp") -> dict[str, Callable]:
+    """Megatron-style plan for [`BertMLM`][]: 6 matches per layer.
+
+    `query`, `key`, `value` and `intermediate.dense` are column-parallel; the attention
+    `output` and the feed-forward `output.dense` are row-parallel. Embeddings, LayerNorms
+    and the MLM head stay replicated.
+    """
+    col = ft.partial(column_parallel, axis=axis)
+    row = ft.partial(row_parallel, axis=axis)
+    return {
+        "layers.*.attention.query": col,
+        "layers.*.attention.key": col,
+        "layers.*.attention.value": col,
+        "layers.*.attention.output": row,
+        "layers.*.intermediate.dense": col,
+        "layers.*.output.dense": row,
+    }
+
+
+def _is_abstract_array(x: Any) -> bool:
+    return isinstance(x, (jax.ShapeDtypeStruct, jax.Array, np.ndarray))
+
+
+def module_shardings(tree: Any, mesh: Mesh) -> Any:
+    """A pytree like `tree` with a `NamedSharding` at every (abstract) array leaf.
+
+    `ParallelLinear` weights/biases get their annotated specs; every other array is
+    replicated. Non-array leaves become `None`. Raises `ValueError` if a split dimension is
+    not divisible by the mesh axis size.
+    """
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def one(node: Any) -> Any:
+        if isinstance(node, ParallelLinear):
+            size = _axis_size(mesh, node.axis)
+            dim = node.out_features if node.style == "column" else node.in_features
+            if dim % size:
+                raise ValueError(
+                    f"{node.style}-parallel layer with {dim} split features is not "
+                    f"divisible by mesh axis {node.axis!r} of size {size}."
+                )
+            new = object.__new__(ParallelLinear)
+            new.__dict__.update(node.__dict__)
+            new.__dict__["weight"] = NamedSharding(mesh, node.weight_spec)
+            if node.bias is not None:
+                new.__dict__["bias"] = NamedSharding(mesh, node.bias_spec)
+            return new
+        return replicated if _is_abstract_array(node) else None
+
+    return jtu.tree_map(one, tree, is_leaf=lambda x: isinstance(x, ParallelLinear))
+
+
+def _axis_size(mesh: Mesh, axis: Any) -> int:
+    names = axis if isinstance(axis, tuple) else (axis,)
+    return int(np.prod([mesh.shape[n] for n in names if n is not None]))
+
+
+def _stand_in(x: Any) -> Any:
+    # Zero-memory numpy view with the right shape and dtype, so a user filter (`wrt`) can
+    # be evaluated on an abstract model without allocating it.
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return np.broadcast_to(np.zeros((), x.dtype), x.shape)
+    return x
+
+
+def make_module_opt(
+    build_model: Callable[[PRNGKeyArray], eqx.Module],
+    tx: optax.GradientTransformation,
+    *,
+    plan: Plan,
+    mesh: Mesh,
+    key: PRNGKeyArray,
+    wrt: Callable[[Any], bool] = eqx.is_inexact_array,
+) -> tuple[eqx.Module, Optimizer]:
+    """Create a model and its [`Optimizer`][] already sharded over `mesh`.
+
+    `build_model(key)` and `apply_transforms(model, plan)` are first traced abstractly
+    (`eqx.filter_eval_shape`) to learn each array's sharding; then model and optimizer are
+    created by one `jax.jit` with those `out_shardings`, so every device materialises only
+    its shards: there is never a full copy on one device. Optimizer-state leaves that mirror
+    a parameter (e.g. Adam's `mu`, `nu`) are sharded like it (`optax.tree_map_params`); the
+    rest (step counts) is replicated.
+
+    Args:
+        build_model: `key -> Module`, traced (must be jittable).
+        tx: optax transformation (static).
+        plan: `{pattern: transform}`, e.g. [`bert_tp_plan`][]; applied in one pass.
+        mesh: the device mesh; axis names must match the plan's.
+        key: PRNG key (traced).
+        wrt: leaves to optimise, as for [`Optimizer.create`][].
+
+    Returns:
+        `(model, optimizer)`.
+    """
+
+    def create(k):
+        model = apply_transforms(build_model(k), plan)
+        return model, Optimizer.create(tx, model, wrt=wrt)
+
+    abstract_model, abstract_opt = eqx.filter_eval_shape(create, key)
+    is_sds = lambda x: isinstance(x, jax.ShapeDtypeStruct)  # noqa: E731
+    model_abs_dyn, model_static = eqx.partition(abstract_model, is_sds)
+    state_abs_dyn, state_static = eqx.partition(abstract_opt.state, is_sds)
+
+    model_sh = module_shardings(model_abs_dyn, mesh)
+    stand_in = jtu.tree_map(_stand_in, abstract_model)
+    params_sh = module_shardings(eqx.filter(stand_in, wrt), mesh)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    state_sh = optax.tree_map_params(
+        tx,
+        lambda _, sharding: sharding,
+        state_abs_dyn,
+        params_sh,
+        transform_non_params=lambda x: None if x is None else replicated,
+        is_leaf=lambda x: x is None,
+    )
+
+    @ft.partial(jax.jit, out_shardings=(model_sh, state_sh))
+    def create_sharded(k):
+        model, opt = create(k)
+        return eqx.filter(model, eqx.is_array), eqx.filter(opt.state, eqx.is_array)
+
+    model_dyn, state_dyn = create_sharded(key)
+    model = eqx.combine(model_dyn, model_static)
+    opt = Optimizer(eqx.combine(state_dyn, state_static), tx, abstract_opt.wrt)
+    return model, opt

@@ -1,0 +1,96 @@
+"""CLI: `python -m trainfast.spd --workload resid_mlp3 --ablate [--device cuda]`.
+
+`--ablate` prints the step time and speedup of the baseline, each flag alone, all exact flags
+and all flags on, as a Markdown table (evaluation off; see `make_trainer`). Without
+`--ablate` it times one configuration (`--flags a,b`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import torch
+
+from ._bench import AblationRow, ablate, format_table, time_steps
+from ._config import WORKLOADS
+from ._flags import Flags
+from ._loop import make_trainer
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainfast.spd", description=__doc__)
+    p.add_argument(
+        "--workload",
+        action="append",
+        required=True,
+        help=f"one of {', '.join(WORKLOADS)}; repeat for several",
+    )
+    p.add_argument("--ablate", action="store_true", help="baseline, each flag, all on")
+    p.add_argument("--flags", default="", help="comma-separated flags to switch on")
+    p.add_argument("--only", default="", help="with --ablate: comma-separated configs to run")
+    p.add_argument("--device", default="cpu", help="Default: %(default)r")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps. Default: %(default)r")
+    p.add_argument("--steps", type=int, default=20, help="steps per window. Default: %(default)r")
+    p.add_argument("--repeats", type=int, default=3, help="windows. Default: %(default)r")
+    p.add_argument("--batch-size", type=int, default=None, help="override the config's batch")
+    p.add_argument("--seed", type=int, default=0, help="Default: %(default)r")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="with --ablate: seconds per workload before the rest is skipped",
+    )
+    return p
+
+
+def _fmt(row: AblationRow) -> str:
+    return row.error or f"{1e3 * row.step_s:.2f} ms/step"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    for w in args.workload:
+        if w not in WORKLOADS:
+            print(f"error: unknown workload {w!r}; known workloads: {', '.join(WORKLOADS)}")
+            return 2
+    overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    device = args.device
+    if device.startswith("cuda"):
+        print(f"# device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
+    else:
+        print(f"# device: cpu ({torch.get_num_threads()} threads), torch {torch.__version__}")
+    rows: list[AblationRow] = []
+    for workload in args.workload:
+        if args.ablate:
+            only = [s for s in args.only.split(",") if s] or None
+            new = ablate(
+                workload,
+                device=device,
+                warmup=args.warmup,
+                n=args.steps,
+                repeats=args.repeats,
+                seed=args.seed,
+                only=only,
+                overrides=overrides,
+                budget_s=args.budget_s,
+                on_row=lambda r: print(f"# {r.workload} {r.name}: {_fmt(r)}", flush=True),
+            )
+        else:
+            flags = Flags.parse([f for f in args.flags.split(",") if f])
+            trainer = make_trainer(workload, flags=flags, device=device, overrides=overrides)
+            samples = time_steps(trainer, warmup=args.warmup, n=args.steps, repeats=args.repeats)
+            trainer.close()
+            name = ",".join(flags.on()) or "baseline"
+            spread = max(samples) - min(samples)
+            new = [AblationRow(workload, name, flags, statistics.median(samples), spread)]
+        rows.extend(new)
+        print(format_table(new), flush=True)
+    if len(args.workload) > 1:
+        print("\n## all workloads\n" + format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""End to end: asv history over two commits, `asv publish`, and the dashboard in a browser.
+
+In a temporary git repository holding a copy of this checkout (tracked and untracked files,
+so uncommitted work is tested too) with two commits, `asv run --python=same --quick` runs a
+small selection of the real benchmarks on each commit, `asv publish` renders the dashboard,
+and headless Chromium (driven over the DevTools protocol on a pipe, no extra packages) loads
+it from a local HTTP server: no script errors, every selected benchmark listed on the summary
+grid with its plot, and a graph page drawing two commits. Screenshots are kept under
+`.perf/artifacts/` (uploaded by CI).
+
+Chromium is installed with apt-get when missing (root or passwordless sudo); where that is
+impossible the test is skipped with the reason.
+"""
+
+import base64
+import functools
+import http.server
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / ".perf" / "artifacts"
+MACHINE = "perfsuite-dashboard-test"
+
+# One cheap parameter combination (or a few) of each suite: enough to exercise every module
+# through asv without paying for the full CPU history here.
+SELECTION = [
+    r"bench_transforms\.ApplyTransforms\.time_apply\(24, ",
+    r"bench_transforms\.TransformSpeedup\.track_speedup\(24, 'tree_at'\)",
+    r"bench_train_step\.TrainStep\.time_step\('cached', 'tiny-2L'\)",
+    r"bench_spd\.SPDStep\.time_step\('tms_5-2', 'baseline', 'cpu'\)",
+]
+BENCHMARKS = [
+    "bench_transforms.ApplyTransforms.time_apply",
+    "bench_transforms.TransformSpeedup.track_speedup",
+    "bench_train_step.TrainStep.time_step",
+    "bench_spd.SPDStep.time_step",
+]
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1400,1000",
+)
+
+
+# ----------------------------------------------------------------------------- Chromium
+
+
+def _find_chromium() -> str | None:
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    return None
+
+
+def _install_chromium() -> str:
+    """`apt-get install chromium` (Debian), as root or through passwordless sudo."""
+    apt = shutil.which("apt-get")
+    if apt is None:
+        pytest.skip(
+            "headless Chromium is needed to check the asv dashboard, none of "
+            f"{', '.join(CHROMIUM_NAMES)} is on PATH, and there is no apt-get to install it"
+        )
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        sudo = shutil.which("sudo")
+        if sudo is None or subprocess.run([sudo, "-n", "true"], capture_output=True).returncode:
+            pytest.skip(
+                "headless Chromium is needed to check the asv dashboard and is not installed; "
+                "installing it with apt-get needs root or passwordless sudo"
+            )
+        prefix = [sudo, "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args, timeout in (
+        (["update", "-q"], 300),
+        (["install", "-y", "-q", "--no-install-recommends", "chromium"], 900),
+    ):
+        proc = subprocess.run(
+            [*prefix, apt, *args], env=env, capture_output=True, text=True, timeout=timeout
+        )
+        if proc.returncode != 0:
+            # apt-get is there and we may use it: a failure is an error, not a reason to skip.
+            pytest.fail(f"apt-get {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr}")
+    path = _find_chromium()
+    if path is None:
+        pytest.fail("apt-get installed chromium, but no Chromium binary is on PATH")
+    return path
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return _find_chromium() or _install_chromium()
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over `--remote-debugging-pipe`.
+
+    Chromium reads NUL-terminated JSON commands on fd 3 and writes responses and events on
+    fd 4, so no websocket library is needed.
+    """
+
+    def __init__(self, binary: str, user_data_dir: Path):
+        cmd_read, self._cmd_write = os.pipe()
+        self._res_read, res_write = os.pipe()
+        # The shell maps our pipe ends to the fds 3 and 4 that Chromium expects.
+        script = f'exec "$0" "$@" 3<&{cmd_read} 4>&{res_write} {cmd_read}<&- {res_write}>&-'
+        self.proc = subprocess.Popen(
+            [
+                "bash",
+                "-c",
+                script,
+                binary,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={user_data_dir}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            pass_fds=(cmd_read, res_write),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(cmd_read)
+        os.close(res_write)
+        self._next_id = 0
+        self._responses: dict[int, dict] = {}
+        self._events: queue.Queue = queue.Queue()
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.session: str | None = None
+
+    def _read(self) -> None:
+        buf = b""
+        with open(self._res_read, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                buf += chunk
+                *messages, buf = buf.split(b"\0")
+                for raw in messages:
+                    msg = json.loads(raw)
+                    if "id" in msg:
+                        with self._cond:
+                            self._responses[msg["id"]] = msg
+                            self._cond.notify_all()
+                    else:
+                        self._events.put(msg)
+        with self._cond:
+            self._cond.notify_all()
+
+    def send(self, method: str, params: dict | None = None, *, timeout: float = 60.0) -> dict:
+        self._next_id += 1
+        msg: dict = {"id": self._next_id, "method": method, "params": params or {}}
+        if self.session is not None and not method.startswith("Target."):
+            msg["sessionId"] = self.session
+        os.write(self._cmd_write, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._next_id not in self._responses:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._reader.is_alive():
+                    raise TimeoutError(f"no DevTools reply to {method} (Chromium exited?)")
+                self._cond.wait(left)
+            reply = self._responses.pop(self._next_id)
+        if "error" in reply:
+            raise RuntimeError(f"DevTools {method} failed: {reply['error']}")
+        return reply.get("result", {})
+
+    def events(self) -> list[dict]:
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def open_page(self) -> None:
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        for domain in ("Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable")
+
+    def evaluate(self, expression: str):
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"evaluating {expression!r}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, *, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(0.25)
+
+    def screenshot(self, path: Path) -> None:
+        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                try:
+                    self.send("Browser.close", timeout=10)
+                except (TimeoutError, RuntimeError, OSError):
+                    pass
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=20)
+        finally:
+            os.close(self._cmd_write)
+            self._reader.join(timeout=20)
+
+
+def _page_errors(events: list[dict]) -> list[str]:
+    """Uncaught exceptions, console errors and failed loads among DevTools events."""
+    errors = []
+    for ev in events:
+        method, params = ev.get("method"), ev.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            details = params["exceptionDetails"]
+            desc = details.get("exception", {}).get("description") or details.get("text")
+            errors.append(f"uncaught exception: {desc}")
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            errors.append("console.error: " + " ".join(str(a.get("value")) for a in params["args"]))
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            entry = params["entry"]
+            errors.append(f"{entry['source']}: {entry['text']} ({entry.get('url', '')})")
+    return errors
+
+
+# ----------------------------------------------------------------------------- asv
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "perfsuite test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "perfsuite test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
+    proc = subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc.stdout.strip()
+
+
+def _copy_checkout(dest: Path) -> None:
+    """Tracked and untracked (not ignored) files of this checkout, as they are on disk."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("the asv dashboard test needs git and a git checkout of perfsuite")
+    listed = _git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for rel in sorted(set(listed.split("\0")) - {""}):
+        src = ROOT / rel
+        if src.is_file():  # tracked files deleted in the working tree are left out
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+
+
+def _asv(repo: Path, home: Path, *args: str, timeout: float = 900) -> str:
+    env = {**os.environ, "HOME": str(home)}  # asv keeps ~/.asv-machine.json: keep it in tmp
+    proc = subprocess.run(
+        [sys.executable, "-m", "asv", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"asv {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A two-commit history benchmarked with `asv run --python=same --quick`, published."""
+    tmp = tmp_path_factory.mktemp("asv_dashboard")
+    repo, home = tmp / "repo", tmp / "home"
+    home.mkdir()
+    _copy_checkout(repo)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "first commit (working tree copy)")
+    with (repo / "README.md").open("a") as f:
+        f.write("\nSecond commit for the asv dashboard test.\n")
+    _git(repo, "commit", "-q", "-a", "-m", "second commit")
+    commits = _git(repo, "rev-list", "--reverse", "HEAD").split()
+    assert len(commits) == 2
+
+    _asv(repo, home, "machine", "--yes", "--machine", MACHINE)
+    bench_args = [arg for regex in SELECTION for arg in ("--bench", regex)]
+    for commit in commits:
+        _git(repo, "checkout", "-q", commit)
+        _asv(
+            repo,
+            home,
+            "run",
+            "--python=same",
+            "--quick",
+            "--show-stderr",
+            "--machine",
+            MACHINE,
+            f"--set-commit-hash={commit}",
+            *bench_args,
+        )
+    _git(repo, "checkout", "-q", "main")
+    _asv(repo, home, "publish")
+    return repo / ".asv" / "html", commits
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def dashboard_url(published):
+    html, _ = published
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# ----------------------------------------------------------------------------- the test
+
+
+@pytest.mark.slow
+def test_asv_results_cover_both_commits(published):
+    html, commits = published
+    results = html.parent / "results" / MACHINE
+    files = [p for p in results.glob("*.json") if p.name != "machine.json"]
+    assert {p.name[:8] for p in files} == {c[:8] for c in commits}
+    index = json.loads((html / "index.json").read_text())
+    for name in BENCHMARKS:
+        assert name in index["benchmarks"]
+
+
+@pytest.mark.slow
+def test_asv_dashboard_renders_in_chromium(chromium, published, dashboard_url, tmp_path):
+    _, commits = published
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser = DevTools(chromium, tmp_path / "chromium-profile")
+    try:
+        browser.open_page()
+        browser.send("Page.navigate", {"url": dashboard_url})
+        # The summary grid: one container per benchmark, each drawing its own small plot.
+        names = browser.wait_for(
+            "(() => { const t = [...document.querySelectorAll('.benchmark-text')]"
+            ".map(e => e.textContent.trim());"
+            f" return {json.dumps(BENCHMARKS)}.every(b => t.some(x => b.endsWith(x) || x.endsWith(b)))"
+            " ? t : null; })()"
+        )
+        assert names, "the summary grid never listed the benchmarks: " + repr(
+            browser.evaluate("document.body.innerText.slice(0, 2000)")
+        )
+        plots = browser.wait_for(
+            "document.querySelectorAll('.benchmark-plot canvas').length >= "
+            f"{len(BENCHMARKS)} && document.querySelectorAll('.benchmark-plot canvas').length"
+        )
+        grid_png = ARTIFACTS / "asv-dashboard-grid.png"
+        browser.screenshot(grid_png)
+        assert plots, "the summary grid drew no plots"
+        grid_errors = _page_errors(browser.events())
+
+        # A graph page: the main plot with one point per benchmarked commit.
+        name = BENCHMARKS[0]
+        browser.send("Page.navigate", {"url": f"{dashboard_url}#{name}"})
+        points = browser.wait_for(
+            "(() => { const p = window.$ && $('#main-graph').data('plot');"
+            " if (!p) return null;"
+            " const n = p.getData().map(s => s.data.filter(d => d[1] !== null).length);"
+            f" return Math.max(0, ...n) >= {len(commits)} ? n : null; }})()"
+        )
+        graph_png = ARTIFACTS / "asv-dashboard-graph.png"
+        browser.screenshot(graph_png)
+        page_text = browser.evaluate("document.body.innerText")
+        graph_errors = _page_errors(browser.events())
+    finally:
+        browser.close()
+    print(f"\nasv dashboard screenshots: {grid_png} {graph_png}")
+    assert not grid_errors + graph_errors, "\n".join(grid_errors + graph_errors)
+    assert points, f"the graph of {name} does not show {len(commits)} commits"
+    assert name.split(".")[-1] in page_text
