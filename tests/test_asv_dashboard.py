@@ -8,8 +8,11 @@ it from a local HTTP server: no script errors, every selected benchmark listed o
 grid with its plot, and a graph page drawing two commits. Screenshots are kept under
 `.perf/artifacts/` (uploaded by CI).
 
-Chromium is installed with apt-get when missing (root or passwordless sudo); where that is
-impossible the test is skipped with the reason.
+The dashboard loads jQuery, Flot, Bootstrap and friends from public CDNs, which CI machines
+cannot reach; the test serves a copy whose `index.html` points at the same libraries as
+packaged by Debian instead (installed with Chromium). Chromium and those packages are
+installed with apt-get when missing (root or passwordless sudo); where that is impossible
+the test is skipped with the reason.
 """
 
 import base64
@@ -18,6 +21,7 @@ import http.server
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -37,13 +41,11 @@ MACHINE = "perfsuite-dashboard-test"
 SELECTION = [
     r"bench_transforms\.ApplyTransforms\.time_apply\(24, ",
     r"bench_transforms\.TransformSpeedup\.track_speedup\(24, 'tree_at'\)",
-    r"bench_train_step\.TrainStep\.time_step\('cached', 'tiny-2L'\)",
     r"bench_spd\.SPDStep\.time_step\('tms_5-2', 'baseline', 'cpu'\)",
 ]
 BENCHMARKS = [
     "bench_transforms.ApplyTransforms.time_apply",
     "bench_transforms.TransformSpeedup.track_speedup",
-    "bench_train_step.TrainStep.time_step",
     "bench_spd.SPDStep.time_step",
 ]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -62,6 +64,31 @@ CHROMIUM_FLAGS = (
 )
 
 
+# The dashboard's CDN dependencies (asv 0.6) -> Debian's copies. orderBars (bar charts of
+# categorical parameters) has no Debian package and is not needed for these graphs: stubbed.
+VENDOR = {
+    "code.jquery.com/jquery-": "/usr/share/javascript/jquery/jquery.min.js",
+    "/jquery.flot.min.js": "/usr/share/haskell-js-flot/jquery.flot.min.js",
+    "/jquery.flot.time.min.js": "/usr/share/haskell-js-flot/jquery.flot.time.min.js",
+    "/jquery.flot.selection.min.js": "/usr/share/haskell-js-flot/jquery.flot.selection.min.js",
+    "/jquery.flot.categories.min.js": "/usr/share/haskell-js-flot/jquery.flot.categories.min.js",
+    "/jquery.flot.orderBars.js": None,
+    "/stupidtable.min.js": "/usr/share/javascript/jquery-stupidtable/stupidtable.min.js",
+    "/md5.min.js": "/usr/share/javascript/blueimp-md5/md5.min.js",
+    "/bootstrap.min.js": "/usr/share/javascript/bootstrap/js/bootstrap.min.js",
+    "/bootstrap.min.css": "/usr/share/javascript/bootstrap/css/bootstrap.min.css",
+}
+APT_PACKAGES = (
+    "chromium",
+    "libjs-jquery",
+    "libghc-js-flot-data",
+    "libjs-jquery-stupidtable",
+    "node-blueimp-md5",
+    "libjs-bootstrap",
+)
+_EXTERNAL = re.compile(r"""(src|href)="(https?://[^"]+)"([^>]*)>""")
+
+
 # ----------------------------------------------------------------------------- Chromium
 
 
@@ -73,27 +100,33 @@ def _find_chromium() -> str | None:
     return None
 
 
-def _install_chromium() -> str:
-    """`apt-get install chromium` (Debian), as root or through passwordless sudo."""
+def _missing_vendor_files() -> list[str]:
+    return [p for p in VENDOR.values() if p is not None and not Path(p).is_file()]
+
+
+def _install_browser() -> None:
+    """`apt-get install chromium` and the dashboard's libraries, as root or through sudo."""
     apt = shutil.which("apt-get")
     if apt is None:
         pytest.skip(
-            "headless Chromium is needed to check the asv dashboard, none of "
-            f"{', '.join(CHROMIUM_NAMES)} is on PATH, and there is no apt-get to install it"
+            "headless Chromium and Debian's copies of the dashboard's JavaScript libraries "
+            f"({', '.join(APT_PACKAGES)}) are needed to check the asv dashboard, and there is "
+            "no apt-get to install them"
         )
     prefix: list[str] = []
     if os.geteuid() != 0:
         sudo = shutil.which("sudo")
         if sudo is None or subprocess.run([sudo, "-n", "true"], capture_output=True).returncode:
             pytest.skip(
-                "headless Chromium is needed to check the asv dashboard and is not installed; "
-                "installing it with apt-get needs root or passwordless sudo"
+                "headless Chromium and the dashboard's JavaScript libraries are needed to "
+                "check the asv dashboard and are not installed; installing them with apt-get "
+                "needs root or passwordless sudo"
             )
         prefix = [sudo, "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for args, timeout in (
         (["update", "-q"], 300),
-        (["install", "-y", "-q", "--no-install-recommends", "chromium"], 900),
+        (["install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES], 900),
     ):
         proc = subprocess.run(
             [*prefix, apt, *args], env=env, capture_output=True, text=True, timeout=timeout
@@ -101,15 +134,18 @@ def _install_chromium() -> str:
         if proc.returncode != 0:
             # apt-get is there and we may use it: a failure is an error, not a reason to skip.
             pytest.fail(f"apt-get {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr}")
-    path = _find_chromium()
-    if path is None:
-        pytest.fail("apt-get installed chromium, but no Chromium binary is on PATH")
-    return path
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    return _find_chromium() or _install_chromium()
+    if _find_chromium() is None or _missing_vendor_files():
+        _install_browser()
+    path = _find_chromium()
+    if path is None:
+        pytest.fail("apt-get installed chromium, but no Chromium binary is on PATH")
+    if missing := _missing_vendor_files():
+        pytest.fail(f"apt-get installed {APT_PACKAGES}, but these files are missing: {missing}")
+    return path
 
 
 class DevTools:
@@ -342,10 +378,43 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _offline_copy(html: Path, dest: Path) -> Path:
+    """The published dashboard with its CDN scripts and styles replaced by local copies.
+
+    Subresource-integrity hashes are dropped with the URLs: Debian's builds are the same
+    libraries (same major versions) but not the same bytes.
+    """
+    shutil.copytree(html, dest)
+    vendor = dest / "_vendor"
+    vendor.mkdir()
+    unknown = []
+
+    def local(m: re.Match) -> str:
+        attr, url, _rest = m.groups()
+        for key, path in VENDOR.items():
+            if key in url:
+                name = url.rsplit("/", 1)[-1]
+                target = vendor / name
+                if path is None:
+                    target.write_text("/* not vendored: bar charts only */\n")
+                else:
+                    shutil.copy(path, target)
+                closing = " />" if m.group(0).endswith("/>") else ">"
+                return f'{attr}="_vendor/{name}"{closing}'
+        unknown.append(url)
+        return m.group(0)
+
+    index = dest / "index.html"
+    index.write_text(_EXTERNAL.sub(local, index.read_text()))
+    assert not unknown, f"asv's dashboard loads resources this test cannot serve: {unknown}"
+    return dest
+
+
 @pytest.fixture
-def dashboard_url(published):
+def dashboard_url(published, chromium, tmp_path):
     html, _ = published
-    handler = functools.partial(_QuietHandler, directory=str(html))
+    served = _offline_copy(html, tmp_path / "html")
+    handler = functools.partial(_QuietHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
