@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         try:
             start = time.perf_counter()
             model, opt = make_module_opt(
-                lambda k: BertMLM(config, key=k),
+                lambda k, c=config: BertMLM(c, key=k),
                 tx,
                 plan=bert_tp_plan("tp"),
                 mesh=mesh,
