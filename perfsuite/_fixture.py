@@ -10,6 +10,7 @@ from ._comparison import Comparison
 from ._engine import Candidate, Engine
 from ._format import fmt_seconds
 from ._scaling import ScalingFit, assert_scaling
+from ._settings import Settings
 from ._steps import StepStats, check_retraces, run_steps
 
 
@@ -58,14 +59,23 @@ class Perf:
     table), whether or not an assertion on it passes.
     """
 
-    def __init__(self, nodeid: str, engine: Engine, sink: Callable[[dict[str, Any]], None]):
+    def __init__(
+        self,
+        nodeid: str,
+        settings: Settings,
+        device_lock: Callable[[], Any],
+        sink: Callable[[dict[str, Any]], None],
+    ):
         self.nodeid = nodeid
-        self._engine = engine
+        self.settings = settings
+        self._device_lock = device_lock
         self._sink = sink
 
     @property
-    def settings(self):
-        return self._engine.settings
+    def _engine(self) -> Engine:
+        # A fresh engine per call: the budget is per comparison (or measurement), so a
+        # test's second comparison does not inherit what the first one spent.
+        return Engine(self.settings, self._device_lock)
 
     def _emit(self, kind: str, name: str, **payload: Any) -> None:
         self._sink(

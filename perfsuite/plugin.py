@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from ._engine import Engine
 from ._fixture import Perf
 from ._options import PerfConfig, PerfMarkerOptions, add_options
 from ._report import text_table
@@ -75,8 +74,7 @@ def perf(request: pytest.FixtureRequest) -> Perf:
         pytest.skip(SKIP_REASON)
     marker = PerfMarkerOptions.from_pytest_item(node)
     session = config.stash[perf_session_key]
-    engine = Engine(cfg.settings(marker), session.device_lock)
-    return Perf(node.nodeid, engine, session.add)
+    return Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -86,7 +86,8 @@ APT_PACKAGES = (
     "node-blueimp-md5",
     "libjs-bootstrap",
 )
-_EXTERNAL = re.compile(r"""(src|href)="(https?://[^"]+)"([^>]*)>""")
+# A <script> or <link> tag loading a resource from another host.
+_EXTERNAL = re.compile(r"""<(script|link)\b([^>]*?)\s(src|href)="(https?://[^"]+)"[^>]*>""")
 
 
 # ----------------------------------------------------------------------------- Chromium
@@ -289,6 +290,13 @@ def _page_errors(events: list[dict]) -> list[str]:
     return errors
 
 
+def _unselected_summary_404(error: str) -> bool:
+    """The grid asks for the summary of every discovered benchmark; those outside SELECTION
+    never ran here, so they have none (a full `asv run` has them all)."""
+    m = re.search(r"status of 404 .*/graphs/summary/([^/?]+)\.json", error)
+    return m is not None and m.group(1) not in BENCHMARKS
+
+
 # ----------------------------------------------------------------------------- asv
 
 
@@ -390,7 +398,7 @@ def _offline_copy(html: Path, dest: Path) -> Path:
     unknown = []
 
     def local(m: re.Match) -> str:
-        attr, url, _rest = m.groups()
+        tag, before, attr, url = m.groups()
         for key, path in VENDOR.items():
             if key in url:
                 name = url.rsplit("/", 1)[-1]
@@ -399,8 +407,7 @@ def _offline_copy(html: Path, dest: Path) -> Path:
                     target.write_text("/* not vendored: bar charts only */\n")
                 else:
                     shutil.copy(path, target)
-                closing = " />" if m.group(0).endswith("/>") else ">"
-                return f'{attr}="_vendor/{name}"{closing}'
+                return f'<{tag}{before} {attr}="_vendor/{name}">'
         unknown.append(url)
         return m.group(0)
 
@@ -483,6 +490,7 @@ def test_asv_dashboard_renders_in_chromium(chromium, published, dashboard_url, t
     finally:
         browser.close()
     print(f"\nasv dashboard screenshots: {grid_png} {graph_png}")
-    assert not grid_errors + graph_errors, "\n".join(grid_errors + graph_errors)
+    errors = [e for e in grid_errors + graph_errors if not _unselected_summary_404(e)]
+    assert not errors, "\n".join(errors)
     assert points, f"the graph of {name} does not show {len(commits)} commits"
     assert name.split(".")[-1] in page_text
