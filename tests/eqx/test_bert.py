@@ -39,7 +39,8 @@ def test_batches_are_seeded_and_masked_80_10_10():
     a = next(mlm_batches(config, 64, 512, key=jr.key(0)))
     b = next(mlm_batches(config, 64, 512, key=jr.key(0)))
     assert eqx.tree_equal(a, b)
-    assert a["input_ids"].dtype == jnp.int32 and a["input_ids"].shape == (64, 512)
+    assert a["input_ids"].dtype == jnp.int32
+    assert a["input_ids"].shape == (64, 512)
     sel = np.asarray(a["label_mask"])
     inp, lab = np.asarray(a["input_ids"]), np.asarray(a["labels"])
     assert abs(sel.mean() - 0.15) < 0.01
@@ -63,7 +64,9 @@ def test_loss_and_scan_matches_unrolled(attention):
     model = BertMLM(config, key=jr.key(0))
     batch = next(mlm_batches(config, 2, 8, key=jr.key(1)))
     loss, aux = jax.jit(mlm_loss)(model, batch, None)
-    assert np.isfinite(loss) and loss > 0 and set(aux) == {"loss", "accuracy"}
+    assert np.isfinite(loss)
+    assert loss > 0
+    assert set(aux) == {"loss", "accuracy"}
     # Same key and shapes give the same weights; only the static config differs.
     scanned = BertMLM(BertConfig.tiny(2, attention=attention), key=jr.key(0))
     loss_scan, _ = jax.jit(mlm_loss)(scanned, batch, None)
@@ -72,7 +75,8 @@ def test_loss_and_scan_matches_unrolled(attention):
     key = jr.key(3)
     l1, _ = jax.jit(mlm_loss)(model, batch, key)
     l2, _ = jax.jit(mlm_loss)(model, batch, key)
-    assert l1 == l2 and l1 != loss
+    assert l1 == l2
+    assert l1 != loss
 
 
 def test_eager_equals_fused_without_dropout():

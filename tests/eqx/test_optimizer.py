@@ -22,13 +22,14 @@ def test_matches_optax_and_keeps_tx_static():
         updates, state = tx.update(grads, state, params)
         params = eqx.apply_updates(params, updates)
         assert eqx.tree_equal(eqx.filter(model, eqx.is_inexact_array), params)
-    assert opt.tx is tx and opt.wrt is eqx.is_inexact_array
+    assert opt.tx is tx
+    assert opt.wrt is eqx.is_inexact_array
 
 
 def test_wrt_filter_freezes_other_leaves():
     model = eqx.nn.Linear(3, 2, key=jr.key(0))
     filt = jax.tree.map(lambda _: False, model)
-    filt = eqx.tree_at(lambda l: l.weight, filt, True)
+    filt = eqx.tree_at(lambda lin: lin.weight, filt, True)
     opt = Optimizer.create(optax.sgd(1.0), model, wrt=filt)
     grads = eqx.filter(jax.tree.map(jnp.ones_like, model), filt)
     new, _ = opt(grads, model)

@@ -1,4 +1,8 @@
-"""P2: the train-step dispatchers on BERT-12L (tiny widths), batch 1x8, on this machine."""
+"""P2: the train-step dispatchers on BERT-12L (tiny widths, no dropout), batch 1x8, on this machine.
+
+Dropout is off in the CPU workload: threefry mask generation would dominate the device time
+and hide the dispatch cost being measured (the pytree is the same either way).
+"""
 
 import pytest
 
@@ -25,10 +29,12 @@ def test_cached_step_speedup(perf, workloads):
     cmp.assert_no_slower("cached", than="jit", tolerance=0.05)
 
 
-@pytest.mark.perf
+@pytest.mark.perf(budget=60)
 def test_back_to_back_loop_speedup(perf, workloads):
     # 20 steps dispatched back to back, waited for once at the end (by the instrument):
-    # `filter_jit` blocks inside every call, `cached` lets host and device overlap.
+    # `filter_jit` blocks inside every call, `cached` lets host and device overlap. A
+    # round is 20 steps, so rounds are few and the shared CI runner's noise wide: the
+    # budget is larger than the default.
     cmp = perf.compare(
         cached=lambda: workloads["cached"].run(20),
         filter_jit=lambda: workloads["filter_jit"].run(20),

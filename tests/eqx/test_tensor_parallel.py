@@ -4,14 +4,15 @@ import jax.random as jr
 import numpy as np
 import optax
 import pytest
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from trainfast.eqx import (
+    ParallelLinear,
     apply_transforms,
     bert_tp_plan,
     column_parallel,
     make_module_opt,
-    ParallelLinear,
     row_parallel,
 )
 from trainfast.eqx.bert import BertConfig, BertMLM, mlm_batches
@@ -30,14 +31,18 @@ def created(mesh):
     def build(key):
         return BertMLM(CONFIG, key=key)
 
-    return make_module_opt(build, optax.adam(1e-3), plan=bert_tp_plan("tp"), mesh=mesh, key=jr.key(0))
+    return make_module_opt(
+        build, optax.adam(1e-3), plan=bert_tp_plan("tp"), mesh=mesh, key=jr.key(0)
+    )
 
 
 def test_column_and_row_specs():
     lin = eqx.nn.Linear(4, 8, key=jr.key(0))
     col, row = column_parallel(lin, "tp"), row_parallel(lin, "tp")
-    assert col.weight_spec == P("tp", None) and col.bias_spec == P("tp")
-    assert row.weight_spec == P(None, "tp") and row.bias_spec == P()
+    assert col.weight_spec == P("tp", None)
+    assert col.bias_spec == P("tp")
+    assert row.weight_spec == P(None, "tp")
+    assert row.bias_spec == P()
     x = jr.normal(jr.key(1), (3, 4))
     np.testing.assert_allclose(col(x), jax.vmap(lin)(x), rtol=1e-6)
     with pytest.raises(TypeError, match="already column-parallel"):
@@ -86,7 +91,8 @@ def test_optimizer_state_sharded_like_params(created, mesh):
     for moments in (adam_state.mu, adam_state.nu):
         params = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
         for p, m in zip(params, jax.tree_util.tree_leaves(moments), strict=True):
-            assert m.sharding == p.sharding and m.shape == p.shape
+            assert m.sharding == p.sharding
+            assert m.shape == p.shape
     assert adam_state.count.sharding == NamedSharding(mesh, P())
 
 

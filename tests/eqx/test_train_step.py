@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from trainfast.eqx import make_train_step, Optimizer
+from trainfast.eqx import Optimizer, make_train_step
 from trainfast.eqx.bert import BertConfig, BertMLM, mlm_batches, mlm_loss
 from trainfast.eqx.workloads import train_step_workload
 

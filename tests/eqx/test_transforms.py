@@ -5,12 +5,12 @@ import jax.random as jr
 import pytest
 
 from trainfast.eqx import (
+    ParallelLinear,
     apply_transforms,
     apply_transforms_sequential,
     apply_transforms_tree_at,
     bert_tp_plan,
     iter_module,
-    ParallelLinear,
 )
 from trainfast.eqx.bert import BertConfig, BertMLM
 
@@ -47,11 +47,14 @@ def all_equal(model, plan, **kwargs):
 
 def test_iter_module_paths_and_getters(model):
     items = list(iter_module(model))
-    assert items[0][0] == "" and items[0][2] is model
-    for path, getter, sub in items:
+    assert items[0][0] == ""
+    assert items[0][2] is model
+    for _, getter, sub in items:
         assert getter(model) is sub
     paths = [p for p, _, _ in items]
-    assert paths.index("layers.0") < paths.index("layers.0.attention.query") < paths.index("layers.1")
+    assert (
+        paths.index("layers.0") < paths.index("layers.0.attention.query") < paths.index("layers.1")
+    )
     assert "config" not in " ".join(paths)  # static fields are not traversed
 
 
@@ -70,8 +73,10 @@ def test_nested_matches_apply_innermost_first(model):
     plan = {"layers.*.attention": tag("outer"), "layers.*.attention.query": tag("inner")}
     out = all_equal(model, plan)
     att = out.layers[1].attention
-    assert isinstance(att, Tag) and att.label == "outer"
-    assert isinstance(att.inner.query, Tag) and att.inner.query.label == "inner"
+    assert isinstance(att, Tag)
+    assert att.label == "outer"
+    assert isinstance(att.inner.query, Tag)
+    assert att.inner.query.label == "inner"
 
 
 def test_root_and_wildcard_everything(model):
@@ -91,19 +96,24 @@ def test_two_patterns_compose_in_plan_order(model):
     plan = {"layers.*.query": tag("a"), "*.attention.query": tag("b")}
     out = all_equal(model, plan, on_conflict="compose")
     q = out.layers[0].attention.query
-    assert q.label == "b" and q.inner.label == "a"
+    assert q.label == "b"
+    assert q.inner.label == "a"
 
 
 def test_transform_must_return_module(model):
     for f in IMPLS:
-        with pytest.raises(TypeError, match=r"'head\.decoder'.*returned ndarray|returned ArrayImpl"):
+        with pytest.raises(
+            TypeError, match=r"'head\.decoder'.*returned ndarray|returned ArrayImpl"
+        ):
             f(model, {"head.decoder": lambda m: m.weight})
 
 
 def test_unmatched_pattern_names_closest_paths(model):
     plan = {"layers.*.attention.qeury": tag("x")}
     for f in IMPLS:
-        with pytest.raises(ValueError, match=r"qeury.*closest paths: 'layers\.\d\.attention\.query'"):
+        with pytest.raises(
+            ValueError, match=r"qeury.*closest paths: 'layers\.\d\.attention\.query'"
+        ):
             f(model, plan)
 
 
@@ -124,6 +134,7 @@ def test_lists_dicts_and_empty_plan():
     holder = Holder([lin(0), lin(1)], {"a": lin(2)})
     assert [p for p, _, _ in iter_module(holder)] == ["", "items.0", "items.1", "named.a"]
     out = all_equal(holder, {"items.1": tag("x"), "named.a": tag("y")})
-    assert out.items[0] is holder.items[0] and out.items[1].label == "x"
+    assert out.items[0] is holder.items[0]
+    assert out.items[1].label == "x"
     assert out.named["a"].label == "y"
     assert apply_transforms(holder, {}) is holder

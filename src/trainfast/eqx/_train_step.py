@@ -223,6 +223,4 @@ def make_train_step(
         return _PartitionStep(body, donate)
     if dispatch == "cached":
         return _CachedStep(body, donate)
-    raise ValueError(
-        f"`dispatch` must be 'filter_jit', 'partition' or 'cached', got {dispatch!r}."
-    )
+    raise ValueError(f"`dispatch` must be 'filter_jit', 'partition' or 'cached', got {dispatch!r}.")

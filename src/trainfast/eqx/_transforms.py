@@ -109,12 +109,12 @@ class _Matcher:
         self.transforms = [plan[p] for p in self.patterns]
         for p, t in zip(self.patterns, self.transforms):
             if not isinstance(p, str) or not callable(t):
-                raise TypeError(
-                    f"`plan` must map str patterns to callables, got {p!r}: {t!r}."
-                )
+                raise TypeError(f"`plan` must map str patterns to callables, got {p!r}: {t!r}.")
         translated = [fnmatch.translate(p) for p in self.patterns]
         self.each = [re.compile(t).match for t in translated]
-        self.any = re.compile("|".join(f"(?:{t})" for t in translated)).match if translated else None
+        self.any = (
+            re.compile("|".join(f"(?:{t})" for t in translated)).match if translated else None
+        )
 
     def match(self, path: str) -> list[int]:
         if self.any is None or self.any(path) is None:

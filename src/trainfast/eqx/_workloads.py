@@ -107,6 +107,7 @@ def train_step_workload(
     batch: int = 1,
     seq: int = 8,
     config: BertConfig | None = None,
+    dropout: float = 0.0,
     num_batches: int = 4,
     learning_rate: float = 1e-3,
     seed: int = 0,
@@ -120,10 +121,14 @@ def train_step_workload(
         num_layers: encoder layers (ignored when `config` is given).
         batch, seq: batch shape.
         config: e.g. `BertConfig()` for BERT-base on a GPU.
+        dropout: dropout rate of the tiny default config (ignored with `config`). Default
+            0: on a CPU, generating dropout masks (threefry) costs more than the tiny
+            matmuls and would hide the dispatch cost this workload is about; the tree, and
+            so dispatch cost, is the same either way. `BertConfig()` keeps BERT's 0.1.
         num_batches: distinct pre-generated batches (cycled).
     """
     if config is None:
-        config = BertConfig.tiny(num_layers)
+        config = BertConfig.tiny(num_layers, dropout=dropout)
     key_model, key_data, key_drop = jr.split(jr.key(seed), 3)
     model = BertMLM(config, key=key_model)
     tx = optax.adamw(learning_rate)
