@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     doc = {
-        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_fingerprint(),
         "host": platform.node(),
         "load_at_start": [round(x, 2) for x in os.getloadavg()],

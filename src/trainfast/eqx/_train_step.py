@@ -170,10 +170,8 @@ class _CachedStep:
         nxt = entry.next
         if nxt is None:
             nxt = entry.next = self._entry(entry.out)
-        if not any(not a for a in out_is_arr):
-            leaves = out_arrays
-        else:
-            leaves = _merge_leaves(out_arrays, out_is_arr, out_statics)
+        # All-array outputs (the usual case) need no merging with static leaves.
+        leaves = _merge_leaves(out_arrays, out_is_arr, out_statics) if out_statics else out_arrays
         new_model, new_opt = jtu.tree_unflatten(out_treedef, leaves)
         self.last = (new_model, new_opt, out_arrays, nxt)
         return new_model, new_opt, aux
