@@ -2,27 +2,59 @@
 
 The pytest plugin (`perfsuite.plugin`, registered through the `pytest11` entry point) adds
 `--perf` and the `perf` fixture; the names below are what tests and tools import.
+
+They are loaded on first use (PEP 562): pytest imports this package for every test run
+through the entry point, and a run without `--perf` must not pay for NumPy and SciPy.
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
 
-from ._comparison import Comparison as Comparison
-from ._comparison import Ratio as Ratio
-from ._errors import (
-    PerfFailure as PerfFailure,
-)
-from ._errors import (
-    PerfInconclusive as PerfInconclusive,
-)
-from ._errors import (
-    PerfUsageError as PerfUsageError,
-)
-from ._fixture import Measurement as Measurement
-from ._fixture import Perf as Perf
-from ._scaling import ScalingFit as ScalingFit
-from ._settings import Settings as Settings
-from ._steps import StepStats as StepStats
+
+if TYPE_CHECKING:
+    from ._comparison import Comparison as Comparison
+    from ._comparison import Ratio as Ratio
+    from ._errors import (
+        PerfFailure as PerfFailure,
+    )
+    from ._errors import (
+        PerfInconclusive as PerfInconclusive,
+    )
+    from ._errors import (
+        PerfUsageError as PerfUsageError,
+    )
+    from ._fixture import Measurement as Measurement
+    from ._fixture import Perf as Perf
+    from ._scaling import ScalingFit as ScalingFit
+    from ._settings import Settings as Settings
+    from ._steps import StepStats as StepStats
+
+_EXPORTS = {
+    "Comparison": "._comparison",
+    "Ratio": "._comparison",
+    "PerfFailure": "._errors",
+    "PerfInconclusive": "._errors",
+    "PerfUsageError": "._errors",
+    "Measurement": "._fixture",
+    "Perf": "._fixture",
+    "ScalingFit": "._scaling",
+    "Settings": "._settings",
+    "StepStats": "._steps",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module 'perfsuite' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
 
 
 try:

@@ -178,7 +178,7 @@ def build_document(
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "session": session,
         "machine": fingerprint(),
         "commit": commit_info(root),

@@ -6,16 +6,23 @@ plugin imports neither JAX nor PyTorch, so ordinary test runs pay nothing for it
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from ._fixture import Perf
 from ._options import PerfConfig, PerfMarkerOptions, add_options
-from ._report import text_table
-from ._session import PerfSession
+
+
+if TYPE_CHECKING:
+    from ._fixture import Perf
+    from ._session import PerfSession
+
+# The measurement engine (NumPy, SciPy) is imported only when --perf is given: a plain test
+# run must not pay for it.
 
 
 perf_config_key = pytest.StashKey[PerfConfig]()
-perf_session_key = pytest.StashKey[PerfSession]()
+perf_session_key = pytest.StashKey["PerfSession"]()
 
 SKIP_REASON = "perf test: run with --perf to measure it"
 
@@ -35,6 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
     cfg = PerfConfig.from_pytest_config(config)
     config.stash[perf_config_key] = cfg
     if cfg.enabled:
+        from ._session import PerfSession
+
         session = PerfSession(config, cfg)
         from . import _baseline
 
@@ -72,6 +81,8 @@ def perf(request: pytest.FixtureRequest) -> Perf:
         )
     if not cfg.enabled:  # only reachable when a test opts out of the skip
         pytest.skip(SKIP_REASON)
+    from ._fixture import Perf
+
     marker = PerfMarkerOptions.from_pytest_item(node)
     session = config.stash[perf_session_key]
     return Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add)
@@ -101,6 +112,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     perf_session = config.stash.get(perf_session_key, None)
     if perf_session is None or perf_session.worker_id is not None:
         return
+    from ._report import text_table
+
     tr = terminalreporter
     tr.section("perf")
     measurements = perf_session.measurements

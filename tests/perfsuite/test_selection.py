@@ -64,6 +64,7 @@ def test_plugin_off_imports_no_framework(pytester):
         def test_no_frameworks():
             assert "jax" not in sys.modules
             assert "torch" not in sys.modules
+            assert "scipy" not in sys.modules  # the engine loads only under --perf
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
