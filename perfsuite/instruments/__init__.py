@@ -9,7 +9,7 @@ what the callable returned and which frameworks are loaded, and a test can force
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ._base import Instrument as Instrument
@@ -20,7 +20,7 @@ from ._torch import CudaEventInstrument as CudaEventInstrument
 from ._torch import TorchCudaInstrument as TorchCudaInstrument
 
 
-class InstrumentName(str, Enum):
+class InstrumentName(StrEnum):
     """Names accepted by the `instrument=` marker keyword and fixture arguments."""
 
     AUTO = "auto"
