@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._options import FailExpr, parse_fail
+from ._options import FailExpr, parse_fail, parse_seconds
 
 
 def _positive_int(text: str) -> int:
@@ -25,18 +25,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(
             f"Could not parse value: {text!r}. Expected a positive integer, e.g. '20'."
-        )
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text.strip().removesuffix("s"))
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(
-            f"Could not parse value: {text!r}. Expected a positive number of seconds, e.g. '600'."
         )
     return value
 
@@ -105,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ab.add_argument(
         "--budget",
-        type=_seconds,
+        type=parse_seconds,
         default=900.0,
         metavar="SECONDS",
         help="wall-clock budget for all runs; no new pair starts once the next would exceed it (checked after --min-runs pairs). Default: %(default)r",
