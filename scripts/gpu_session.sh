@@ -19,7 +19,7 @@ timeout 60 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf t
   --perf-json="$out/perf-examples.json" 2>&1 | tail -16 | tee "$out/perf-examples.txt"
 
 echo "== 3. TP make_module_opt table, tp=1 on one GPU =="
-timeout 170 python3 scripts/tp_scaling.py --configs ${TP_CONFIGS:-4x768 12x1024 24x2048 48x2048 60x2048 48x4096} \
+timeout 150 python3 scripts/tp_scaling.py --configs ${TP_CONFIGS:-4x768 12x1024 24x2048 48x2048 60x2048 48x4096} \
   --batch 8 --seq 128 --steps 5 --markdown "$out/tp_scaling.md" 2>&1 | tail -12
 
 echo "== 4. trainfast.spd on CUDA: equivalence tests, the speedup assertions, ablation =="
