@@ -60,7 +60,9 @@ def _assert_same_checkpoints(a: RunResult, b: RunResult) -> None:
         sa, sb = torch.load(pa), torch.load(pb)
         assert sa.keys() == sb.keys()
         for k in sa:
-            assert torch.equal(sa[k], sb[k]), (pa.name, k)
+            # Values, not devices: the async writer saves host snapshots (taken at the same
+            # point of the loop), the synchronous baseline saves the tensors where they live.
+            assert torch.equal(sa[k].cpu(), sb[k].cpu()), (pa.name, k)
 
 
 @pytest.mark.parametrize("workload", ["resid", "tms"])
@@ -162,6 +164,11 @@ def test_exact_flags_bitwise_on_cuda(tmp_path, monkeypatch):
 
 
 @needs_cuda
+# Seen on the H100 (torch 2.11): autograd warns that AccumulateGrad nodes created by the eager
+# warm-up steps on the default stream are replayed from the capture stream ("may incur
+# unnecessary synchronization"). Training is still correct (this test) and fast (ablation);
+# removing the cross-stream sync is an open item, so the warning is shown, not raised.
+@pytest.mark.filterwarnings("default:The AccumulateGrad node's stream:UserWarning")
 def test_cuda_graphs_train_like_eager(tmp_path):
     """Graph replay draws masks from graph-safe Philox offsets (not eager's stream), so only
     the first eager steps are equal; afterwards losses must stay finite and in eager's band."""
