@@ -23,7 +23,6 @@ within it; otherwise more pairs run until `--max-runs` or `--budget`, and the ve
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -31,17 +30,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
+from ._ab_report import render_markdown, render_text, write_json_report  # noqa: F401
 from ._format import fmt_seconds
 from ._options import FailExpr
 from ._results import SchemaError, load_document
-from ._stats import sign_test_interval
+from ._stats import TESTS, paired_interval, signed_rank_interval  # noqa: F401  (re-exported)
 
 
 EXIT_OK, EXIT_REGRESSION, EXIT_ERROR, EXIT_INCONCLUSIVE = 0, 1, 2, 3
@@ -49,57 +49,9 @@ EXIT_OK, EXIT_REGRESSION, EXIT_ERROR, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 AB_SCHEMA = "perfsuite.ab"
 AB_SCHEMA_VERSION = 1
 
-TESTS = ("signed-rank", "sign")
-
 
 class AbError(Exception):
     """`perfsuite ab` cannot give a verdict (bad revision, a run that crashed, no data)."""
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def _signed_rank_cdf(n: int) -> np.ndarray:
-    """`P(W+ <= w)` for w = 0..n(n+1)/2 under the null (exact, by dynamic programming)."""
-    total = n * (n + 1) // 2
-    dist = np.zeros(total + 1)
-    dist[0] = 1.0
-    for rank in range(1, n + 1):
-        shifted = np.zeros_like(dist)
-        shifted[rank:] = dist[:-rank]
-        dist = (dist + shifted) / 2.0  # each rank is in W+ with probability 1/2
-    return np.cumsum(dist)
-
-
-def signed_rank_interval(values: Sequence[float], *, level: float) -> tuple[float, float, float]:
-    """Hodges-Lehmann estimate of the centre of `values` with the signed-rank interval.
-
-    Returns `(estimate, low, high)`: the median of the Walsh averages `(x_i + x_j) / 2`,
-    `i <= j`, and the order statistics `k` and `M + 1 - k` of them, where `k` is the largest
-    count with `P(W+ <= k - 1) <= (1 - level) / 2`. Exact for any `n`; with too few values
-    for `level` the interval is `(-inf, inf)`.
-    """
-    x = np.sort(np.asarray(values, dtype=float))
-    n = x.size
-    if n == 0:
-        return math.nan, -math.inf, math.inf
-    i, j = np.triu_indices(n)
-    walsh = np.sort((x[i] + x[j]) / 2.0)
-    estimate = float(np.median(walsh))
-    cdf = _signed_rank_cdf(n)
-    k = int(np.searchsorted(cdf, (1.0 - level) / 2.0 * (1 + 1e-12), side="right"))
-    if k == 0:
-        return estimate, -math.inf, math.inf
-    return estimate, float(walsh[k - 1]), float(walsh[walsh.size - k])
-
-
-def paired_interval(logs: Sequence[float], *, level: float, test: str) -> tuple[float, ...]:
-    """Centre of the paired log-ratios with its interval, by `test` (see module docstring)."""
-    if test == "signed-rank":
-        return signed_rank_interval(logs, level=level)
-    if test == "sign":
-        return sign_test_interval(logs, level=level)
-    raise ValueError(f"`test` must be one of {list(TESTS)}, got {test!r}.")
 
 
 def run_statistics(doc: dict[str, Any], stat: str | None) -> dict[str, tuple[str, float]]:
@@ -524,90 +476,3 @@ def exit_code(verdicts: list[Verdict]) -> int:
     if "inconclusive" in words:
         return EXIT_INCONCLUSIVE
     return EXIT_OK
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _ci(m: dict[str, Any]) -> str:
-    if m["low"] is None or m["high"] is None:
-        return "n/a"
-    return f"[{m['low']:.3f}, {m['high']:.3f}]"
-
-
-def _rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = []
-    for m in doc["measurements"]:
-        ratio = "n/a" if m["ratio"] is None else f"{m['ratio']:.3f}x"
-        rows.append(
-            (
-                m["series"],
-                m["statistic"],
-                fmt_seconds(m["base_s"]),
-                fmt_seconds(m["head_s"]),
-                ratio,
-                _ci(m),
-                str(m["pairs"]),
-                m["verdict"],
-            )
-        )
-    return rows
-
-
-HEADER = ("measurement", "per run", "BASE", "HEAD", "HEAD/BASE", "interval", "pairs", "verdict")
-_OVERALL = {0: "no regression", 1: "REGRESSION", 2: "error", 3: "INCONCLUSIVE"}
-
-
-def render_text(doc: dict[str, Any]) -> str:
-    rule = doc["rule"]
-    table = [HEADER, *_rows(doc)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
-    lines = [
-        f"perfsuite ab: BASE {doc['base']['rev']} ({doc['base']['commit'][:10]}) vs "
-        f"HEAD {doc['head']['rev']} ({doc['head']['commit'][:10]})",
-        "",
-        *("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table[:1]),
-        "  ".join("-" * w for w in widths),
-        *("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table[1:]),
-        "",
-        f"rule: regression if the {rule['level']:.0%} interval of HEAD/BASE (paired "
-        f"{rule['test']} over run pairs) lies above {rule['limit']:.3g}x (--fail {rule['fail']}); "
-        f"no regression if it lies at or below; stopped: {doc['stopped']} after "
-        f"{doc['seconds']:.0f} s.",
-    ]
-    lines += [f"warning: {w}" for w in doc["warnings"]]
-    lines.append(f"verdict: {_OVERALL[doc['exit_code']]}")
-    return "\n".join(lines)
-
-
-def render_markdown(doc: dict[str, Any]) -> str:
-    rule = doc["rule"]
-    lines = [
-        f"### perfsuite ab: {_OVERALL[doc['exit_code']]}",
-        "",
-        f"BASE `{doc['base']['rev']}` (`{doc['base']['commit'][:10]}`) vs HEAD "
-        f"`{doc['head']['rev']}` (`{doc['head']['commit'][:10]}`), interleaved processes.",
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-    ]
-    for r in _rows(doc):
-        cells = [c.replace("|", "\\|") for c in r]
-        cells[0] = f"`{cells[0]}`"
-        if r[-1] == "regression":
-            cells[-1] = "**regression**"
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"Rule: regression if the {rule['level']:.0%} interval of HEAD/BASE lies above "
-        f"{rule['limit']:.3g}x (`--fail {rule['fail']}`, paired {rule['test']} test); "
-        f"stopped: {doc['stopped']} after {doc['seconds']:.0f} s.",
-    ]
-    lines += [f"- warning: {w}" for w in doc["warnings"]]
-    return "\n".join(lines) + "\n"
-
-
-def write_json_report(path: Path, doc: dict[str, Any]) -> None:
-    from ._results import write_atomic
-
-    write_atomic(path, json.dumps(doc, indent=1) + "\n")

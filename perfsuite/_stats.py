@@ -17,6 +17,9 @@ import numpy as np
 from scipy import stats as _sps
 
 
+#: Paired tests `paired_interval` knows (`perfsuite ab --test`).
+TESTS = ("signed-rank", "sign")
+
 #: The fewest paired rounds for which a sign-test interval at the default level exists.
 MIN_ROUNDS_FOR_LEVEL = 8
 
@@ -109,3 +112,46 @@ def wilson_interval(successes: int, trials: int, *, level: float = 0.95) -> tupl
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _signed_rank_cdf(n: int) -> np.ndarray:
+    """`P(W+ <= w)` for w = 0..n(n+1)/2 under the null (exact, by dynamic programming)."""
+    total = n * (n + 1) // 2
+    dist = np.zeros(total + 1)
+    dist[0] = 1.0
+    for rank in range(1, n + 1):
+        shifted = np.zeros_like(dist)
+        shifted[rank:] = dist[:-rank]
+        dist = (dist + shifted) / 2.0  # each rank is in W+ with probability 1/2
+    return np.cumsum(dist)
+
+
+def signed_rank_interval(values: Sequence[float], *, level: float) -> tuple[float, float, float]:
+    """Hodges-Lehmann estimate of the centre of `values` with the signed-rank interval.
+
+    Returns `(estimate, low, high)`: the median of the Walsh averages `(x_i + x_j) / 2`,
+    `i <= j`, and the order statistics `k` and `M + 1 - k` of them, where `k` is the largest
+    count with `P(W+ <= k - 1) <= (1 - level) / 2`. Exact for any `n`; with too few values
+    for `level` the interval is `(-inf, inf)`.
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    if n == 0:
+        return math.nan, -math.inf, math.inf
+    i, j = np.triu_indices(n)
+    walsh = np.sort((x[i] + x[j]) / 2.0)
+    estimate = float(np.median(walsh))
+    cdf = _signed_rank_cdf(n)
+    k = int(np.searchsorted(cdf, (1.0 - level) / 2.0 * (1 + 1e-12), side="right"))
+    if k == 0:
+        return estimate, -math.inf, math.inf
+    return estimate, float(walsh[k - 1]), float(walsh[walsh.size - k])
+
+
+def paired_interval(logs: Sequence[float], *, level: float, test: str) -> tuple[float, ...]:
+    """Centre of the paired log-ratios with its interval, by `test` (see module docstring)."""
+    if test == "signed-rank":
+        return signed_rank_interval(logs, level=level)
+    if test == "sign":
+        return sign_test_interval(logs, level=level)
+    raise ValueError(f"`test` must be one of {list(TESTS)}, got {test!r}.")
