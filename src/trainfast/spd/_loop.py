@@ -149,7 +149,14 @@ class Trainer:
         self.warmup_losses: list[float] = []
         self._pending: list[tuple[int, list[str], Tensor]] = []
         self._plan: list[Draw] | None = None
-        self._compiled = torch.compile(self._forward_loss) if self.flags.compile else None
+        self._compiled = None
+        if self.flags.compile:
+            # One frame (`ComponentModel._sub`) is entered once per decomposed module, each with
+            # its own shapes and mask key: with 3-layer models that exceeds Dynamo's default
+            # recompile limit (8), and past it the frame silently runs eagerly (seen on the
+            # H100: "hit config.recompile_limit (8) function: '_sub'").
+            _raise_recompile_limit(64)
+            self._compiled = torch.compile(self._forward_loss)
         self._graphs: tuple[torch.cuda.CUDAGraph, torch.cuda.CUDAGraph] | None = None
         self._side = torch.cuda.Stream(self.device) if self.cuda_graphs else None
 
@@ -435,3 +442,15 @@ def make_trainer(
         out_dir=out_dir,
         overrides=extra,
     )
+
+
+def _raise_recompile_limit(limit: int) -> None:
+    """Let Dynamo keep up to `limit` compiled variants per frame (never lowers it)."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(config, name) and getattr(config, name) < limit:
+            setattr(config, name, limit)
+    if hasattr(config, "accumulated_recompile_limit"):
+        config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4 * limit)
