@@ -51,13 +51,13 @@ class ApplyTransforms:
 class TransformSpeedup:
     """How many times faster the one-pass `apply_transforms` is than a reference.
 
-    Both are timed alternately in one process (best of 3 each), so the ratio is steadier
-    than the ratio of two separately recorded times.
+    Both are timed in alternating rounds by perfsuite's engine (median of the paired
+    per-round ratios), so the ratio is steadier than that of two separately recorded times.
     """
 
     params = [PLAN_SIZES, ["sequential", "tree_at"]]
     param_names = ["plan_size", "reference"]
-    version = "1"
+    version = "2"
     timeout = 300
     unit = "x"
 

@@ -4,7 +4,6 @@ Frameworks are imported lazily, inside the helpers, so that the PyTorch benchmar
 import JAX and the other way round (as in `trainfast` itself).
 """
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,31 +45,14 @@ def sync_torch(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def seconds_per_call(fn: Callable[[], Any], *, min_time: float = 0.05) -> float:
-    """Mean seconds per call of `fn` over back-to-back calls lasting at least `min_time`."""
-    number = 0
-    start = time.perf_counter()
-    while True:
-        fn()
-        number += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            return elapsed / number
+def interleaved_ratio(slow: Callable[[], Any], fast: Callable[[], Any]) -> float:
+    """`time(slow) / time(fast)`, measured by perfsuite's engine (the one the perf tests use).
 
-
-def interleaved_ratio(
-    slow: Callable[[], Any], fast: Callable[[], Any], *, rounds: int = 3, min_time: float = 0.05
-) -> float:
-    """`time(slow) / time(fast)`: the best of `rounds` samples each, taken alternately.
-
-    Used by the `track_` speedup benchmarks. Alternating keeps slow drifts of a shared machine
-    from landing on one side only, and the minimum is the robust statistic for micro-work.
-    `fn` must wait for its own outputs (see `block_jax`).
+    Used by the `track_` speedup benchmarks: first calls and warm-up are kept apart, the two
+    run in alternating rounds, and the estimate is the median of the paired per-round
+    ratios, so slow drifts of a shared machine do not land on one side only. The engine
+    waits for JAX outputs itself.
     """
-    slow()  # warm-up: caches, lazy imports, first-call compilation
-    fast()
-    slow_best = fast_best = float("inf")
-    for _ in range(rounds):
-        slow_best = min(slow_best, seconds_per_call(slow, min_time=min_time))
-        fast_best = min(fast_best, seconds_per_call(fast, min_time=min_time))
-    return slow_best / fast_best
+    from perfsuite import compare
+
+    return compare(fast=fast, slow=slow).ratio("fast", over="slow").estimate

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Comparison": "._comparison",
     "Ratio": "._comparison",
+    "compare": "._comparison",
     "PerfFailure": "._errors",
     "PerfInconclusive": "._errors",
     "PerfUsageError": "._errors",

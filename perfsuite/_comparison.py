@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import numpy as np
 from ._engine import Candidate, Engine
 from ._errors import PerfFailure, PerfInconclusive
 from ._format import fmt_seconds
+from ._settings import Settings
 from ._stats import sign_test_interval
 
 
@@ -64,6 +66,11 @@ class Comparison:
     @property
     def candidates(self) -> dict[str, Candidate]:
         return dict(self._candidates)
+
+    @property
+    def spent_s(self) -> float:
+        """Seconds of timed rounds so far (what the budget is counted against)."""
+        return self._engine.spent_s
 
     @property
     def rounds(self) -> int:
@@ -179,3 +186,25 @@ class Comparison:
                 "(`--perf-budget` or `@pytest.mark.perf(budget=...)`) or reduce noise."
             )
         raise PerfFailure(message)
+
+
+def compare(
+    *,
+    settings: Settings | None = None,
+    instrument: str | None = None,
+    device_lock: Callable[[], Any] = contextlib.nullcontext,
+    on_verdict: Callable[[dict[str, Any]], None] = lambda verdict: None,
+    **fns: Callable[[], Any],
+) -> Comparison:
+    """Time the named callables interleaved (first call, warm-up, `min_rounds` rounds).
+
+    The engine behind `perf.compare`, usable outside pytest (asv `track_` benchmarks,
+    calibration scripts): `compare(fast=f, ref=g).ratio("fast", over="ref")`.
+    """
+    if len(fns) < 2:
+        raise ValueError(f"`compare` needs at least two named callables, got {sorted(fns)}.")
+    engine = Engine(settings or Settings(), device_lock)
+    with engine.lock():
+        cands = [engine.prepare(name, fn, instrument) for name, fn in fns.items()]
+        engine.run_rounds(cands, engine.settings.min_rounds)
+    return Comparison(engine, cands, on_verdict)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._comparison import Comparison
+from ._comparison import Comparison, compare
 from ._engine import Candidate, Engine
 from ._format import fmt_seconds
 from ._scaling import ScalingFit, assert_scaling
@@ -71,8 +71,7 @@ class Perf:
         self._device_lock = device_lock
         self._sink = sink
 
-    @property
-    def _engine(self) -> Engine:
+    def _new_engine(self) -> Engine:
         # A fresh engine per call: the budget is per comparison (or measurement), so a
         # test's second comparison does not inherit what the first one spent.
         return Engine(self.settings, self._device_lock)
@@ -103,7 +102,7 @@ class Perf:
         """
         if per is not None and not per > 0:
             raise ValueError(f"`per` must be > 0, got {per!r}.")
-        engine = self._engine
+        engine = self._new_engine()
         with engine.lock():
             cand = engine.prepare(name, fn, instrument)
             engine.run_rounds([cand], engine.settings.min_rounds)
@@ -123,23 +122,18 @@ class Perf:
 
         `min_rounds` rounds run now; assertions on the comparison add rounds until decided.
         """
-        if len(fns) < 2:
-            raise ValueError(f"`compare` needs at least two named callables, got {sorted(fns)}.")
-        engine = self._engine
-        with engine.lock():
-            cands = [engine.prepare(name, fn, instrument) for name, fn in fns.items()]
-            engine.run_rounds(cands, engine.settings.min_rounds)
-        group = "+".join(fns)
-        record = {"candidates": [], "verdicts": []}
-
-        def on_verdict(verdict: dict[str, Any]) -> None:
-            record["verdicts"].append(verdict)
-
-        cmp = Comparison(engine, cands, on_verdict)
+        record: dict[str, Any] = {"candidates": [], "verdicts": []}
+        cmp = compare(
+            settings=self.settings,
+            instrument=instrument,
+            device_lock=self._device_lock,
+            on_verdict=record["verdicts"].append,
+            **fns,
+        )
         # Emitted now and filled in as assertions run: a failing assertion still leaves its
         # numbers in the results.
-        record["candidates"] = _LiveCandidates(cands)
-        self._emit("compare", group, comparison=record)
+        record["candidates"] = _LiveCandidates(list(cmp.candidates.values()))
+        self._emit("compare", "+".join(fns), comparison=record)
         return cmp
 
     def steps(
@@ -163,7 +157,14 @@ class Perf:
         """
         __tracebackhide__ = True
         stats, steady = run_steps(
-            self._engine, step, state, batches, n=n, warmup=warmup, name=name, instrument=instrument
+            self._new_engine(),
+            step,
+            state,
+            batches,
+            n=n,
+            warmup=warmup,
+            name=name,
+            instrument=instrument,
         )
         self._emit("steps", name, steps=stats.as_dict())
         check_retraces(stats, steady, max_retraces)
@@ -193,7 +194,7 @@ class Perf:
             self._emit("scaling", name, scaling=fit.as_dict(), verdict=verdict)
 
         return assert_scaling(
-            self._engine,
+            self._new_engine(),
             make,
             sizes,
             law=law,

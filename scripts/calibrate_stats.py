@@ -15,12 +15,10 @@ with 95% Wilson intervals, and optionally written as Markdown.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
 import sys
 
-from perfsuite._comparison import Comparison
-from perfsuite._engine import Engine
+from perfsuite._comparison import compare
 from perfsuite._errors import PerfFailure, PerfInconclusive
 from perfsuite._results import machine_fingerprint
 from perfsuite._settings import Settings
@@ -36,8 +34,8 @@ FACTOR_6X = 6
 FACTOR_4X = 4
 
 
-EXPLANATION = """Each trial is one fresh comparison through the engine a perf test uses (`Engine` +
-`Comparison`, default settings: 99% level, 10 rounds before the first look, 20 s budget):
+EXPLANATION = """Each trial is one fresh comparison through the engine a perf test uses (`perfsuite.compare`,
+default settings: 99% level, 10 rounds before the first look, 20 s budget):
 "fast" runs a unit of pure-Python work once, "ref" runs it k times (k = 6, 4, 1), so the true
 ratio is set by construction (measured side by side with 40 rounds and printed above).
 A verdict is wrong when the ~6x case does not pass, the ~4x case does not fail, or the A/A
@@ -67,13 +65,7 @@ def work(k: int):
 
 
 def trial(kind: str, factor: int, settings: Settings) -> tuple[str, float, int]:
-    engine = Engine(settings, contextlib.nullcontext)
-    cands = [
-        engine.prepare("fast", work(1), None),
-        engine.prepare("ref", work(factor), None),
-    ]
-    engine.run_rounds(cands, settings.min_rounds)
-    cmp = Comparison(engine, cands, lambda v: None)
+    cmp = compare(settings=settings, fast=work(1), ref=work(factor))
     try:
         if kind == "speedup":
             r = cmp.assert_speedup("fast", over="ref", at_least=5.0)
@@ -86,7 +78,7 @@ def trial(kind: str, factor: int, settings: Settings) -> tuple[str, float, int]:
     except PerfFailure:
         outcome = "fail"
         r = cmp.ratio("fast", over="ref")
-    return outcome, engine.spent_s, r.rounds
+    return outcome, cmp.spent_s, r.rounds
 
 
 def main(argv=None) -> int:
@@ -98,12 +90,12 @@ def main(argv=None) -> int:
     settings = Settings.quick() if args.quick else Settings()
 
     # Ground truth for the loop-count ratios, from one long interleaved measurement.
-    engine = Engine(Settings(min_rounds=40), contextlib.nullcontext)
-    truth = {}
-    for factor in (FACTOR_6X, FACTOR_4X, 1):
-        cands = [engine.prepare("a", work(1), None), engine.prepare("b", work(factor), None)]
-        engine.run_rounds(cands, 40)
-        truth[factor] = Comparison(engine, cands, lambda v: None).ratio("a", over="b").estimate
+    truth = {
+        factor: compare(settings=Settings(min_rounds=40), a=work(1), b=work(factor))
+        .ratio("a", over="b")
+        .estimate
+        for factor in (FACTOR_6X, FACTOR_4X, 1)
+    }
 
     scenarios = [
         ("speedup ~6x, at_least=5", "speedup", FACTOR_6X, "pass", "<= 0.1% failures"),
