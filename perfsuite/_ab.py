@@ -1,13 +1,17 @@
-"""`perfsuite ab BASE [HEAD]`: two revisions measured in interleaved processes.
+"""`perfsuite ab BASE [HEAD]`: two revisions measured side by side in paired processes.
 
-Why processes, and why interleaved: on a shared machine the spread *between* processes of
-identical code (2.8% for the min, 7.6% for the mean here) dwarfs what rounds inside one
-process show, so the unit of replication is the process. Each run is one
-`pytest --perf --perf-json=...` in the revision's worktree; every series it measured is
-reduced to one robust number per run (the min of the per-round samples for micro-work,
-the median for training steps). Runs are paired, `(BASE_i, HEAD_i)`, back to back, with
-the order inside a pair alternating (B H, H B, B H, ...) so that a linear drift of the
-machine cancels instead of always charging the second of the two.
+Why processes: on a shared machine a process of identical code can run several percent
+faster or slower than the next one for its whole life (on the 2-core CI VM, two processes of
+one pure-Python loop, pinned to the same CPU and measured in alternating rounds, differed by
+up to 7%), so the unit of replication is the process and every verdict averages over many.
+Each run is one `pytest --perf --perf-json=...` in the revision's worktree; every series it
+measured is reduced to one robust number per run (the median of its per-round samples).
+
+Why side by side: the machine's speed also drifts over seconds and differs between CPUs.
+The two runs of a pair, `(BASE_i, HEAD_i)`, therefore start together and take strict turns
+(`perfsuite._turns`): one timed round of BASE, one of HEAD, ..., each while the other waits,
+both pinned to the same CPU (rotating over the allowed CPUs from pair to pair; `--no-pin`
+leaves placement to the OS). Which side measures first alternates from pair to pair.
 
 The paired log-ratios `log(HEAD_i / BASE_i)` get a confidence interval for their centre:
 by default the Wilcoxon signed-rank (Hodges-Lehmann) interval, which assumes only that the
@@ -37,6 +41,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from . import _turns as turns
 from ._ab_report import render_markdown, render_text, write_json_report  # noqa: F401
 from ._format import fmt_seconds
 from ._options import FailExpr
@@ -57,19 +62,20 @@ class AbError(Exception):
 def run_statistics(doc: dict[str, Any], stat: str | None) -> dict[str, tuple[str, float]]:
     """One robust number per series of one run: `{series id: (statistic, seconds)}`.
 
-    `stat=None` picks per kind: `min` for `measure`/`compare` series (micro-work: the min
-    is the least disturbed round), `median` for `steps` (a step's typical cost).
+    `stat=None` takes the median of the rounds (or steps) for every kind: on the CI VM it
+    varied less from process to process than the min (2-4% vs 3-7% for one loop), which
+    follows single unusually fast rounds.
     """
     out: dict[str, tuple[str, float]] = {}
     for m in doc.get("measurements", []):
         kind = m.get("kind")
         if kind == "measure":
-            found = [(m["id"], m["candidate"]["samples_s"], "min")]
+            found = [(m["id"], m["candidate"]["samples_s"], "median")]
         elif kind == "steps":
             found = [(m["id"], m["steps"]["samples_s"], "median")]
         elif kind == "compare":
             found = [
-                (f"{m['test']}::{c['name']}", c["samples_s"], "min")
+                (f"{m['test']}::{c['name']}", c["samples_s"], "median")
                 for c in m["comparison"]["candidates"]
             ]
         else:
@@ -96,7 +102,7 @@ class AbConfig:
     head: str | None
     pytest_args: tuple[str, ...]
     fail: FailExpr
-    #: Statistic per run forced by `--fail stat:X%`, or None for min/median by kind.
+    #: Statistic per run forced by `--fail stat:X%`, or None for the median.
     stat: str | None = None
     min_runs: int = 8
     max_runs: int = 30
@@ -106,6 +112,8 @@ class AbConfig:
     repo: Path = field(default_factory=Path.cwd)
     run_timeout_s: float = 600.0
     python: str = sys.executable
+    #: Pin both runs of a pair to one CPU (rotating from pair to pair).
+    pin: bool = True
 
 
 @dataclass
@@ -300,14 +308,37 @@ class RunResult:
     stats: dict[str, tuple[str, float]]
 
 
-def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) -> RunResult:
-    json_path = out_dir / f"{side.lower()}-{index:03d}.json"
-    env = run_env(tree)
+def _command(cfg: AbConfig, json_path: Path, env: dict[str, str]) -> list[str]:
     cmd = [cfg.python, "-m", "pytest", "--perf", f"--perf-json={json_path}", "-q"]
     cmd += ["-p", "no:cacheprovider"]  # leave the measured tree untouched
     if _needs_plugin_flag(env):
         cmd += ["-p", "perfsuite.plugin"]
-    cmd += list(cfg.pytest_args)
+    return cmd + list(cfg.pytest_args)
+
+
+def _result(
+    cfg: AbConfig, side: str, index: int, tree: Path, cmd: list[str], json_path: Path,
+    returncode: int, output: str, seconds: float,
+) -> RunResult:  # fmt: skip
+    tail = "\n".join(output.strip().splitlines()[-25:])
+    if returncode not in (0, 1):
+        raise AbError(
+            f"{side} run {index + 1} in {tree} exited with {returncode} "
+            f"(pytest: 2 interrupted, 3 internal error, 4 usage error, 5 no tests collected).\n"
+            f"command: {' '.join(cmd)}\n{tail}"
+        )
+    try:
+        doc = load_document(json_path)
+    except SchemaError as exc:
+        raise AbError(f"{side} run {index + 1} wrote no usable results: {exc}\n{tail}") from None
+    return RunResult(side, index, seconds, returncode, run_statistics(doc, cfg.stat))
+
+
+def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) -> RunResult:
+    """One run on its own (no partner): what `run_pair` does for each side, sequentially."""
+    json_path = out_dir / f"{side.lower()}-{index:03d}.json"
+    env = run_env(tree)
+    cmd = _command(cfg, json_path, env)
     start = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -318,18 +349,81 @@ def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) ->
             f"{side} run {index + 1} ({' '.join(cmd)}) took longer than {cfg.run_timeout_s:g} s."
         ) from None
     seconds = time.perf_counter() - start
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-    if proc.returncode not in (0, 1):
-        raise AbError(
-            f"{side} run {index + 1} in {tree} exited with {proc.returncode} "
-            f"(pytest: 2 interrupted, 3 internal error, 4 usage error, 5 no tests collected).\n"
-            f"command: {' '.join(cmd)}\n{tail}"
-        )
+    output = proc.stdout + proc.stderr
+    return _result(cfg, side, index, tree, cmd, json_path, proc.returncode, output, seconds)
+
+
+def pair_cpu(index: int, pin: bool) -> int | None:
+    """The CPU both runs of pair `index` are pinned to, rotating over the allowed ones."""
+    if not pin or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[index % len(allowed)]
+
+
+def run_pair(
+    cfg: AbConfig, index: int, order: tuple[str, str], trees: dict[str, Path], out_dir: Path
+) -> list[RunResult]:
+    """Both runs of pair `index` at once, taking turns (see the module docstring).
+
+    `order[0]` measures first. When one run exits, the other is told to go on alone.
+    """
+    inbox = {side: out_dir / f"turns-{side.lower()}-{index:03d}" for side in order}
+    fds = []
+    procs: dict[str, tuple[subprocess.Popen, list[str], Path, Any, float]] = {}
+    cpu = pair_cpu(index, cfg.pin)
     try:
-        doc = load_document(json_path)
-    except SchemaError as exc:
-        raise AbError(f"{side} run {index + 1} wrote no usable results: {exc}\n{tail}") from None
-    return RunResult(side, index, seconds, proc.returncode, run_statistics(doc, cfg.stat))
+        for path in inbox.values():
+            os.mkfifo(path)
+            # Held open here for the whole pair: a FIFO with no open end drops its data, and
+            # a run may exit before its partner has opened the inbox we write to.
+            fds.append(os.open(path, os.O_RDWR))
+        for k, side in enumerate(order):
+            other = order[1 - k]
+            json_path = out_dir / f"{side.lower()}-{index:03d}.json"
+            env = run_env(trees[side])
+            # The second in `order` hands the token over first, so the first measures first.
+            spec = f"{inbox[side]}:{inbox[other]}:{k}" + ("" if cpu is None else f":{cpu}")
+            env[turns.ENV] = spec
+            cmd = _command(cfg, json_path, env)
+            log = open(out_dir / f"{side.lower()}-{index:03d}.log", "w+")  # noqa: SIM115
+            proc = subprocess.Popen(
+                cmd, cwd=trees[side], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+            )
+            procs[side] = (proc, cmd, json_path, log, time.perf_counter())
+        results: dict[str, RunResult] = {}
+        deadline = time.perf_counter() + cfg.run_timeout_s
+        while len(results) < len(order):
+            for k, side in enumerate(order):
+                proc, cmd, json_path, log, started = procs[side]
+                if side in results or proc.poll() is None:
+                    continue
+                seconds = time.perf_counter() - started
+                # The partner may be waiting for a turn this run will never hand over.
+                os.write(fds[1 - k], turns.PARTNER_GONE)
+                log.seek(0)
+                results[side] = _result(
+                    cfg, side, index, trees[side], cmd, json_path, proc.returncode,
+                    log.read(), seconds,
+                )  # fmt: skip
+            if time.perf_counter() > deadline:
+                raise AbError(
+                    f"pair {index + 1} ({' and '.join(order)}) took longer than "
+                    f"{cfg.run_timeout_s:g} s."
+                )
+            time.sleep(0.005)
+        return [results[side] for side in order]
+    finally:
+        for proc, _, _, log, _ in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+        for fd in fds:
+            os.close(fd)
+        for path in inbox.values():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 # --------------------------------------------------------------------------- the loop
@@ -369,9 +463,13 @@ def run_ab(
     cfg: AbConfig,
     *,
     progress: Progress | None = None,
-    runner: Callable[[AbConfig, str, int, Path, Path], RunResult] = run_once,
+    runner: Callable[[AbConfig, str, int, Path, Path], RunResult] | None = None,
 ) -> dict[str, Any]:
-    """Run the interleaved comparison and return the report document (see `AB_SCHEMA`)."""
+    """Run the paired comparison and return the report document (see `AB_SCHEMA`).
+
+    Pairs run side by side (`run_pair`); a `runner` (tests) runs the two sides one after the
+    other instead.
+    """
     progress = progress or Progress(None)
     repo = Path(_git(cfg.repo, "rev-parse", "--show-toplevel"))
     revs = {"BASE": resolve_commit(repo, cfg.base, "BASE")}
@@ -395,9 +493,12 @@ def run_ab(
                 break
             order = ("BASE", "HEAD") if i % 2 == 0 else ("HEAD", "BASE")
             t0 = time.perf_counter()
-            for side in order:
-                progress.update(f"perfsuite ab: pair {i + 1}/{cfg.max_runs}: running {side} ...")
-                res = runner(cfg, side, i, trees[side], Path(out))
+            progress.update(f"perfsuite ab: pair {i + 1}/{cfg.max_runs}: running ...")
+            if runner is None:
+                pair = run_pair(cfg, i, order, trees, Path(out))
+            else:
+                pair = [runner(cfg, side, i, trees[side], Path(out)) for side in order]
+            for side, res in zip(order, pair):
                 run_log.append(
                     {"side": side, "pair": i, "seconds": res.seconds, "returncode": res.returncode}
                 )
@@ -449,6 +550,7 @@ def run_ab(
             "min_runs": cfg.min_runs,
             "max_runs": cfg.max_runs,
             "budget_s": cfg.budget_s,
+            "pinned": cfg.pin,
         },
         "stopped": stop_reason,
         "seconds": time.perf_counter() - started,

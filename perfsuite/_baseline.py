@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from scipy import stats as _sps
 
 from ._results import (
     MACHINE_KEYS,
@@ -33,6 +32,7 @@ from ._results import (
     series,
     write_json,
 )
+from ._stats import normal_quantile
 
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def shift_interval(
     if n == 0 or m == 0:
         return math.nan, -math.inf, math.inf
     diffs = np.sort((x[:, None] - y[None, :]).ravel())
-    z = _sps.norm.ppf(0.5 + level / 2.0)
+    z = normal_quantile(0.5 + level / 2.0)
     k = int(math.floor(n * m / 2.0 - z * math.sqrt(n * m * (n + m + 1) / 12.0)))
     mid = float(np.median(diffs))
     if k < 0:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ._compile import CompileLog, compile_log
 from ._settings import Settings
+from ._turns import take_turn
 from .instruments import Instrument, select_instrument
 
 
@@ -96,6 +97,7 @@ class Engine:
         """First call (kept apart: it includes tracing/compilation), warm-up and calibration."""
         if not callable(fn):
             raise TypeError(f"`{name}` must be a callable taking no arguments, got {fn!r}.")
+        take_turn()  # under `perfsuite ab`: the partner process waits while we compile/warm up
         with compile_log() as first_log:
             start = time.perf_counter()
             out = fn()
@@ -129,6 +131,7 @@ class Engine:
         """Run `rounds` interleaved rounds, rotating the order each round."""
         n = len(candidates)
         for _ in range(rounds):
+            take_turn()
             start_index = len(candidates[0].samples) % n
             order = candidates[start_index:] + candidates[:start_index]
             round_start = time.perf_counter()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats as _sps
 
 
 #: Paired tests `paired_interval` knows (`perfsuite ab --test`).
@@ -36,14 +36,33 @@ def sign_test_interval(values: Sequence[float], *, level: float) -> tuple[float,
         return math.nan, -math.inf, math.inf
     median = float(np.median(x))
     alpha = 1.0 - level
-    # Largest k with P(Bin(n, 1/2) <= k - 1) <= alpha / 2: the interval is [x_(k), x_(n-k+1)].
-    k = int(_sps.binom.ppf(alpha / 2.0, n, 0.5))
-    if _sps.binom.cdf(k, n, 0.5) > alpha / 2.0:
-        k -= 1
-    # k is now the largest count whose lower tail is within alpha/2; the order statistic is k+1.
+    # k: the largest count whose lower tail P(Bin(n, 1/2) <= k) is within alpha/2; the
+    # interval is then [x_(k+1), x_(n-k)] (1-based order statistics).
+    k = _largest_half_binomial_tail(n, alpha / 2.0)
     if k < 0:
         return median, -math.inf, math.inf
     return median, float(x[k]), float(x[n - k - 1])
+
+
+def _largest_half_binomial_tail(n: int, tail: float) -> int:
+    """Largest `k` with `P(Bin(n, 1/2) <= k) <= tail`, or -1 when even `k = 0` exceeds it.
+
+    Exact, in integers (scipy would do, but importing scipy.stats costs ~0.7 s at the start
+    of every `--perf` process, and `perfsuite ab` starts many).
+    """
+    total, cum, term, k = 1 << n, 0, 1, -1
+    for i in range(n + 1):
+        cum += term  # term = C(n, i)
+        if cum > tail * total:
+            break
+        k = i
+        term = term * (n - i) // (i + 1)
+    return k
+
+
+def normal_quantile(p: float) -> float:
+    """Quantile of the standard normal distribution."""
+    return NormalDist().inv_cdf(p)
 
 
 @dataclass(frozen=True)
@@ -106,7 +125,7 @@ def wilson_interval(successes: int, trials: int, *, level: float = 0.95) -> tupl
     """Wilson score interval for a binomial proportion (used by the calibration scripts)."""
     if trials == 0:
         return 0.0, 1.0
-    z = _sps.norm.ppf(0.5 + level / 2.0)
+    z = normal_quantile(0.5 + level / 2.0)
     p = successes / trials
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom

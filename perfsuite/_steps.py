@@ -14,6 +14,7 @@ from ._compile import CompileLog, compile_log
 from ._engine import Engine
 from ._errors import PerfFailure
 from ._format import fmt_seconds
+from ._turns import take_turn
 from .instruments import select_instrument
 
 
@@ -110,6 +111,7 @@ def run_steps(
     steady = CompileLog()
     times: list[float] = []
     with engine.lock():
+        take_turn()
         with compile_log() as first:
             start = time.perf_counter()
             state = step(state, next(source))
@@ -120,6 +122,7 @@ def run_steps(
                 state = step(state, next(source))
                 inst.wait(state)
         for _ in range(n):
+            take_turn()
             batch = next(source)
             with compile_log() as log:
                 start = time.perf_counter()

@@ -133,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also write a Markdown summary to PATH; without PATH, append it to "
         "$GITHUB_STEP_SUMMARY when set, else print it",
     )
+    ab.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the two runs of a pair to one CPU (they still take turns)",
+    )
     ab.add_argument("--quiet", action="store_true", help="no progress display")
 
     rep = sub.add_parser(
@@ -248,6 +253,7 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         level=args.level,
         test=args.test,
         repo=args.repo,
+        pin=not args.no_pin,
     )
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:

@@ -1,0 +1,101 @@
+"""Taking turns with a partner process: how `perfsuite ab` interleaves BASE and HEAD in time.
+
+Two revisions measured in separate processes one after the other see different machines: on
+a shared VM the speed of identical code drifts by several percent over seconds (measured on
+the 2-core CI machine: per-run medians of one loop spread 2-4%, pinned or not, with or
+without ASLR, so it is the machine, not the memory layout). `perfsuite ab` therefore starts
+BASE and HEAD *together* and lets them run strictly in turn, one timed round each: the two
+sides of every pair then sample the same moments of the machine, as candidates inside one
+`perf.compare` do.
+
+The protocol, over two FIFOs (one inbox per process) named in `PERFSUITE_AB_TURNS`
+(`inbox:outbox:first[:cpu]`):
+
+- A process runs only while it holds the token. `take()` (called before every timed round)
+  hands the token to the partner and blocks until it comes back, so each timed round runs
+  while the partner sits blocked in `take()`: nothing else of the pair competes for the CPU.
+- The partner with `first=1` starts by handing over (it never measures first), the other
+  starts by waiting; so the first round only starts once *both* have finished starting up.
+- With `cpu`, both processes pin all their threads to that CPU at their first turn (after
+  start-up, which runs on every CPU): CPUs of a shared VM differ in speed from moment to
+  moment, and two processes taking turns would otherwise each keep to their own CPU.
+- The `perfsuite ab` parent writes `X` into a process's inbox when its partner has exited
+  (normally or not); from then on `take()` returns at once and the survivor runs alone.
+
+Outside `perfsuite ab` the variable is unset and `take()` does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+ENV = "PERFSUITE_AB_TURNS"
+TOKEN, PARTNER_GONE = b"T", b"X"
+
+
+class Turns:
+    """One side of the turn-taking protocol (see the module docstring)."""
+
+    def __init__(self, inbox: str, outbox: str, first: bool, cpu: int | None = None):
+        # O_RDWR on a FIFO never blocks at open and keeps it open for both ends, so neither
+        # side has to wait for the other to have opened its end.
+        self._in = os.open(inbox, os.O_RDWR)
+        self._out = os.open(outbox, os.O_RDWR)
+        self._hand_over = first
+        self.alone = False
+        self.turns = 0
+        self.waited_s = 0.0
+        if cpu is not None:
+            pin_process(cpu)
+
+    @classmethod
+    def from_env(cls) -> Turns | None:
+        spec = os.environ.get(ENV)
+        if not spec:
+            return None
+        parts = spec.split(":")
+        if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[2:]):
+            raise ValueError(
+                f"{ENV}={spec!r}: expected 'INBOX:OUTBOX:FIRST[:CPU]' (set by `perfsuite ab`)."
+            )
+        cpu = int(parts[3]) if len(parts) == 4 else None
+        return cls(parts[0], parts[1], parts[2] == "1", cpu)
+
+    def take(self) -> None:
+        """Give the partner its turn, then wait for ours (returns at once when alone)."""
+        if self.alone:
+            return
+        start = time.perf_counter()
+        if self._hand_over:
+            os.write(self._out, TOKEN)
+        self._hand_over = True
+        if os.read(self._in, 1) == PARTNER_GONE:
+            self.alone = True
+        self.turns += 1
+        self.waited_s += time.perf_counter() - start
+
+
+def pin_process(cpu: int) -> None:
+    """Pin every thread of this process (XLA's and torch's pools included) to `cpu`."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), {cpu})
+        except OSError:
+            pass  # a thread that ended meanwhile
+
+
+_turns: Turns | None = None
+_loaded = False
+
+
+def take_turn() -> None:
+    """Called before every timed round; a no-op unless `perfsuite ab` runs this process."""
+    global _turns, _loaded
+    if not _loaded:
+        _turns, _loaded = Turns.from_env(), True
+    if _turns is not None:
+        _turns.take()

@@ -1,0 +1,92 @@
+"""Turn-taking between the two runs of a `perfsuite ab` pair (`perfsuite._turns`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from perfsuite import _turns
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from perfsuite._turns import Turns
+    inbox, outbox, first, log, n = sys.argv[1:6]
+    turns = Turns(inbox, outbox, first == "1")
+    with open(log, "w") as fh:
+        for i in range(int(n)):
+            turns.take()
+            start = time.perf_counter()
+            time.sleep(0.002)  # the "timed round"
+            fh.write(f"{start} {time.perf_counter()} {int(turns.alone)}\\n")
+    """
+)
+
+
+def _pair(tmp_path: Path, n_a: int, n_b: int) -> dict[str, list[tuple[float, float, int]]]:
+    """Run two workers taking turns (A measures first), as `perfsuite ab` would."""
+    inbox = {s: tmp_path / f"in-{s}" for s in "ab"}
+    fds = []
+    for path in inbox.values():
+        os.mkfifo(path)
+        fds.append(os.open(path, os.O_RDWR))
+    procs = {}
+    for side, other, first, n in (("a", "b", "0", n_a), ("b", "a", "1", n_b)):
+        cmd = [sys.executable, "-c", WORKER, str(inbox[side]), str(inbox[other]), first,
+               str(tmp_path / f"{side}.log"), str(n)]  # fmt: skip
+        procs[side] = subprocess.Popen(cmd)
+    done: set[str] = set()
+    deadline = time.monotonic() + 60
+    while len(done) < 2:
+        for side, other_fd in (("a", fds[1]), ("b", fds[0])):
+            if side not in done and procs[side].poll() is not None:
+                assert procs[side].returncode == 0
+                os.write(other_fd, _turns.PARTNER_GONE)
+                done.add(side)
+        assert time.monotonic() < deadline, "the pair deadlocked"
+        time.sleep(0.005)
+    for fd in fds:
+        os.close(fd)
+    out = {}
+    for side in "ab":
+        rows = (tmp_path / f"{side}.log").read_text().split("\n")
+        out[side] = [(float(x), float(y), int(z)) for x, y, z in (r.split() for r in rows if r)]
+    return out
+
+
+def test_rounds_alternate_strictly_and_never_overlap(tmp_path) -> None:
+    logs = _pair(tmp_path, 10, 10)
+    rounds = sorted([(s, e, side) for side, rows in logs.items() for s, e, _ in rows])
+    assert [side for _, _, side in rounds] == ["a", "b"] * 10  # A first, then strictly in turn
+    for (_, end, _), (start, _, _) in zip(rounds, rounds[1:]):
+        assert start >= end  # one round at a time
+
+
+def test_the_survivor_goes_on_alone_when_its_partner_exits(tmp_path) -> None:
+    logs = _pair(tmp_path, 3, 8)
+    assert len(logs["b"]) == 8
+    assert [alone for _, _, alone in logs["b"]][-4:] == [1, 1, 1, 1]
+
+
+def test_a_partner_that_never_takes_a_turn_does_not_block(tmp_path) -> None:
+    logs = _pair(tmp_path, 0, 3)
+    assert len(logs["b"]) == 3
+
+
+def test_without_the_variable_taking_a_turn_does_nothing(monkeypatch) -> None:
+    monkeypatch.delenv(_turns.ENV, raising=False)
+    assert _turns.Turns.from_env() is None
+
+
+@pytest.mark.parametrize("spec", ["x", "a:b", "a:b:yes", "a:b:1:cpu0", "a:b:1:2:3"])
+def test_a_malformed_variable_names_it_and_the_format(monkeypatch, spec) -> None:
+    monkeypatch.setenv(_turns.ENV, spec)
+    with pytest.raises(ValueError, match=r"PERFSUITE_AB_TURNS=.*INBOX:OUTBOX:FIRST\[:CPU\]"):
+        _turns.Turns.from_env()
