@@ -192,7 +192,8 @@ def markdown(doc: dict) -> str:
     lines += [
         "",
         f"Settings: `perfsuite ab --fail {s['fail']} --min-runs {s['min_runs']} --max-runs "
-        f"{s['max_runs']} --level {s['level']}` (signed-rank), `--perf-quick`, workload N={s['n']}. "
+        f"{s['max_runs']} --budget {s['budget']:g} --level {s['level']}` (signed-rank; the two runs "
+        f"of a pair side by side, taking turns on one CPU), `--perf-quick`, workload N={s['n']}. "
         f"Mean wall time per trial (all three scenarios at once): {mean_s:.0f} s. "
         f"Machine: {doc['machine']['cpu_model']}, {doc['machine']['cores']} cores, load average "
         f"at start {doc['load_at_start']}. Started {doc['started']}, {len(doc['trials'])} trials.",
