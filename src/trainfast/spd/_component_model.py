@@ -24,7 +24,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ._components import LinearComponents, MaskInfo, ParallelLinear, make_ci_fn
+from . import _ci_kernel
+from ._components import LinearComponents, MaskInfo, MLPCiFn, ParallelLinear, make_ci_fn
 from ._config import SPDConfig
 from ._flags import Flags
 from ._masks import Noise
@@ -90,6 +91,8 @@ class ComponentModel(nn.Module):
             for module in self.ci_fns.modules():
                 if isinstance(module, ParallelLinear):
                     module.pointwise = True
+                if isinstance(module, MLPCiFn):
+                    module.fused = _ci_kernel.available()
         if flags.compile:
             if flags.hook_mode == "per_call":
                 # Hooks registered inside a compiled region are not seen by the traced target

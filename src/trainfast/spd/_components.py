@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from . import _ci_kernel
+
 
 class LinearComponents(nn.Module):
     """`C` rank-one components that together stand in for one `nn.Linear`.
@@ -142,6 +144,13 @@ class MLPCiFn(nn.Module):
     """`mlp` CI function: per-component scalar MLPs on the component acts `x @ V`.
 
     Intermediates are `(..., C, hidden)`, which dominates resid_mlp3's GPU time.
+
+    Attributes:
+        fused: with one hidden layer and CUDA inputs, evaluate the MLP and its backward with
+            the fused kernel of `_ci_kernel` (no `(..., C, hidden)` tensor is ever written).
+            Set by the `fused_ci_fn` flag where the kernel can run (CUDA and Triton present);
+            the flag also makes the layers `pointwise` for every other case (CPU tensors,
+            deeper MLPs).
     """
 
     def __init__(self, C: int, hidden: tuple[int, ...]):
@@ -150,8 +159,20 @@ class MLPCiFn(nn.Module):
         self.layers = nn.ModuleList(
             ParallelLinear(C, a, b) for a, b in zip(widths[:-1], widths[1:])
         )
+        self.fused = False
 
     def forward(self, acts: Float[Tensor, "... C"]) -> Float[Tensor, "... C"]:
+        if self.fused and acts.is_cuda and len(self.layers) == 2:
+            first, second = self.layers
+            C, H = first.W.shape[0], first.W.shape[2]
+            out = _ci_kernel.ci_mlp(
+                acts.reshape(-1, C),
+                first.W.reshape(C, H),
+                first.b,
+                second.W.reshape(C, H),
+                second.b.reshape(C),
+            )
+            return out.reshape(acts.shape)
         h = acts.unsqueeze(-1)
         for i, layer in enumerate(self.layers):
             h = layer(h)

@@ -58,11 +58,12 @@ class Flags:
         fused_adamw: `AdamW(fused=True)` instead of the foreach implementation.
         fused_unmasked: when a component forward has no mask, no delta and no cache, compute
             `x @ (V @ U)` (one GEMM against the rebuilt weight) instead of `(x @ V) @ U`.
-        fused_ci_fn: write the `mlp` CI function's width-1 layers (`1 -> hidden -> 1`) as
-            broadcast multiply and sum instead of einsums (batched GEMMs with K=1 / N=1). Same
-            math, another summation order. Meant for `compile`: Inductor can then fuse the whole
-            CI MLP and its backward into reductions that never write the `(B, C, hidden)`
-            intermediates (the bulk of resid_mlp3's GPU time); eager it changes little.
+        fused_ci_fn: on CUDA, evaluate the `mlp` CI function with one hidden layer (every toy
+            config) and its backward with a fused Triton kernel that never writes the
+            `(B, C, hidden)` intermediates, the bulk of resid_mlp3's GPU time
+            (`_ci_kernel`). Otherwise (CPU, deeper MLPs) write its width-1 layers as broadcast
+            multiply and sum instead of einsums (batched GEMMs with K=1 / N=1), which
+            Inductor can fuse under `compile`. Same math, another summation order.
         compile: `torch.compile` the forward + causal importance + loss function (random
             numbers are drawn outside the compiled region, so masks equal eager's).
         bf16: run forward, causal importances and losses under bf16 autocast.
