@@ -12,7 +12,7 @@ import torch
 from trainfast.spd import _ci_kernel as k
 
 
-def time_ms(fn, reps: int = 50) -> float:
+def time_ms(fn, reps: int = 200) -> float:
     fn()
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -31,7 +31,7 @@ def main() -> None:
     w1, b1, w2 = (torch.randn(c, h, device="cuda", generator=g) for _ in range(3))
     b2 = torch.randn(c, device="cuda", generator=g)
     for bn, bc, warps in itertools.product((32, 64, 128), (16, 32, 64), (2, 4, 8)):
-        k.BLOCK_N, k.BLOCK_C, k.NUM_WARPS = bn, bc, warps
+        k.FORWARD_TILE = k.BACKWARD_TILE = (bn, bc, warps)
         fwd = time_ms(lambda: k.ci_mlp(acts, w1, b1, w2, b2))
         bwd = time_ms(lambda: k.ci_mlp_backward(grad, acts, w1, b1, w2))
         print(f"BLOCK_N={bn:4d} BLOCK_C={bc:3d} warps={warps}: fwd {1e3 * fwd:6.1f} us, "
