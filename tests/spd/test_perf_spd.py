@@ -66,8 +66,7 @@ needs_cuda = pytest.mark.skipif(
 # before graph capture, the capture) happens in perf's first call and warm-up rounds.
 @needs_cuda
 # Warnings are shown, not raised, here: Dynamo traces torch's own code, whose Deprecation/User
-# warnings (torch.jit, TF32 advice, the capture-stream note explained at
-# test_cuda_graphs_train_like_eager) would otherwise abort compilation inside the timed
+# warnings (torch.jit, TF32 advice) would otherwise abort compilation inside the timed
 # callable (seen on the H100 as InternalTorchDynamoError).
 @pytest.mark.filterwarnings("default")
 @pytest.mark.perf(budget=120)

@@ -375,11 +375,14 @@ class Trainer:
         torch.cuda.synchronize(self.device)
         g1, g2 = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
         named = [p for _, p in self.model.named_parameters() if p.requires_grad]
-        with torch.cuda.graph(g1):
+        # Captured on the side stream the eager warm-up steps ran on: the parameters'
+        # AccumulateGrad nodes then see gradients from the stream they were created on (with
+        # the default fresh capture stream autograd warned of a cross-stream sync).
+        with torch.cuda.graph(g1, stream=self._side):
             total, terms, l0 = self._run_forward_loss(self._static_batch, self._static_pnorm)
             total.backward()
             norms = torch.stack([p.grad.norm() for p in named])  # before clipping, as logged
-        with torch.cuda.graph(g2, pool=g1.pool()):
+        with torch.cuda.graph(g2, pool=g1.pool(), stream=self._side):
             self._clip()
             self.optimizer.step()
         self._static = (total, terms, l0, norms)
