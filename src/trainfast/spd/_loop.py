@@ -224,7 +224,9 @@ class Trainer:
             self.history.append(rec)
             return
         values = [torch.as_tensor(v).float() for v in terms.values()] + [v for v in l0.values()]
-        self._pending.append((step, names, torch.stack(values)))
+        # Detached: a pending record must not keep its step's autograd graph alive until the
+        # next flush (memory, and under cuda_graphs AccumulateGrad nodes of an old stream).
+        self._pending.append((step, names, torch.stack(values).detach()))
 
     def _flush(self) -> None:
         """Copy pending device-side records to the host in one transfer."""
