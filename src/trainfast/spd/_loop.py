@@ -387,7 +387,15 @@ class Trainer:
         with torch.cuda.graph(g2, pool=g1.pool(), stream=self._side):
             self._clip()
             self.optimizer.step()
-        self._static = (total, terms, l0, norms)
+        # Detached views of the static outputs (replays refill the same memory): holding the
+        # captured autograd graph would keep AccumulateGrad nodes of the capture stream alive
+        # into the final, eager iteration on the default stream.
+        self._static = (
+            total.detach(),
+            {k: v.detach() if isinstance(v, Tensor) else v for k, v in terms.items()},
+            {k: v.detach() for k, v in l0.items()},
+            norms,
+        )
         self._graphs = (g1, g2)
 
     def _graph_step(self, s: int) -> Tensor:
