@@ -6,6 +6,7 @@ plugin imports neither JAX nor PyTorch, so ordinary test runs pay nothing for it
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -41,6 +42,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     cfg = PerfConfig.from_pytest_config(config)
     config.stash[perf_config_key] = cfg
+    if (
+        cfg.enabled
+        and os.environ.get("PERFSUITE_AB_TURNS")
+        and config.getoption("numprocesses", None)
+    ):
+        # The pair's turn-taking is between two processes; xdist workers would all share it.
+        raise pytest.UsageError(
+            "`perfsuite ab` runs each revision in one process: drop `-n/--numprocesses` "
+            "(pytest-xdist) from the pytest arguments."
+        )
     if cfg.enabled:
         from ._session import PerfSession
 
