@@ -95,6 +95,6 @@ def test_a_malformed_variable_names_it_and_the_format(monkeypatch, spec) -> None
 def test_xdist_inside_an_ab_run_is_a_usage_error(pytester, monkeypatch) -> None:
     pytester.makepyfile("def test_x():\n    pass\n")
     monkeypatch.setenv(_turns.ENV, "in:out:0")
-    result = pytester.runpytest_subprocess("--perf", "-n", "2", "-p", "perfsuite.plugin")
+    result = pytester.runpytest_subprocess("--perf", "-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*perfsuite ab* runs each revision in one process*-n*"])
