@@ -93,7 +93,7 @@ def run_ab(repo: Path, out: Path, args: argparse.Namespace) -> dict:
         sys.executable, "-m", "perfsuite.cli", "ab", "base", "head", "--repo", str(repo),
         "--quiet", "--json", str(out), "--fail", args.fail, "--min-runs", str(args.min_runs),
         "--max-runs", str(args.max_runs), "--budget", str(args.budget),
-        "--level", str(args.level), "--", "--perf-quick", "test_work.py",
+        "--level", str(args.level), "--", "--perf-quick", *args.perf_args.split(), "test_work.py",
     ]  # fmt: skip
     env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")  # faster start per process
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -193,7 +193,8 @@ def markdown(doc: dict) -> str:
         "",
         f"Settings: `perfsuite ab --fail {s['fail']} --min-runs {s['min_runs']} --max-runs "
         f"{s['max_runs']} --budget {s['budget']:g} --level {s['level']}` (signed-rank; the two runs "
-        f"of a pair side by side, taking turns on one CPU), `--perf-quick`, workload N={s['n']}. "
+        f"of a pair side by side, taking turns on one CPU), `-- --perf-quick "
+        f"{s.get('perf_args', '')}`, workload N={s['n']}. "
         f"Mean wall time per trial (all three scenarios at once): {mean_s:.0f} s. "
         f"Machine: {doc['machine']['cpu_model']}, {doc['machine']['cores']} cores, load average "
         f"at start {doc['load_at_start']}. Started {doc['started']}, {len(doc['trials'])} trials.",
@@ -212,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=60.0, help="--budget of perfsuite ab per trial")
     p.add_argument("--level", type=float, default=0.99)
     p.add_argument("--n", type=int, default=20000, help="loop length of the workload")
+    p.add_argument(
+        "--perf-args",
+        default="",
+        help="more pytest options for every run, e.g. '--perf-budget 0.05' (shorter runs, more "
+        "pairs). Default: none",
+    )
     p.add_argument("--benchmark-max-time", type=float, default=0.5)
     p.add_argument("--no-benchmark", action="store_true", help="skip pytest-benchmark")
     p.add_argument("--out", type=Path, default=ROOT / ".perf" / "calibrate_ab.json")
