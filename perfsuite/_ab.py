@@ -114,6 +114,9 @@ class AbConfig:
     python: str = sys.executable
     #: Pin both runs of a pair to one CPU (rotating from pair to pair).
     pin: bool = True
+    #: Run the two sides of a pair one after the other (for workloads that cannot share the
+    #: machine, e.g. a model that fills the GPU's memory).
+    sequential: bool = False
 
 
 @dataclass
@@ -471,6 +474,8 @@ def run_ab(
     other instead.
     """
     progress = progress or Progress(None)
+    if runner is None and cfg.sequential:
+        runner = run_once
     repo = Path(_git(cfg.repo, "rev-parse", "--show-toplevel"))
     revs = {"BASE": resolve_commit(repo, cfg.base, "BASE")}
     if cfg.head is not None:
@@ -550,7 +555,8 @@ def run_ab(
             "min_runs": cfg.min_runs,
             "max_runs": cfg.max_runs,
             "budget_s": cfg.budget_s,
-            "pinned": cfg.pin,
+            "pinned": cfg.pin and not cfg.sequential,
+            "side_by_side": not cfg.sequential,
         },
         "stopped": stop_reason,
         "seconds": time.perf_counter() - started,

@@ -138,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not pin the two runs of a pair to one CPU (they still take turns)",
     )
+    ab.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run the two runs of a pair one after the other instead of side by side (for "
+        "workloads that cannot both hold the machine, e.g. a model that fills the GPU)",
+    )
     ab.add_argument("--quiet", action="store_true", help="no progress display")
 
     rep = sub.add_parser(
@@ -254,6 +260,7 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         test=args.test,
         repo=args.repo,
         pin=not args.no_pin,
+        sequential=args.sequential,
     )
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:

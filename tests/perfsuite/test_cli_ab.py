@@ -263,3 +263,17 @@ def test_console_script_runs_as_a_module() -> None:
     )
     assert proc.returncode == 2
     assert "perfsuite: error: `RESULTS.json`: missing.json: no such results file." in proc.stderr
+
+
+def test_sequential_runs_the_sides_one_after_the_other(repo, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    out = tmp_path / "ab.json"
+    code = main(
+        ["ab", "HEAD~1", "HEAD", "--repo", str(repo), "--min-runs", "2", "--max-runs", "2",
+         "--level", "0.5", "--sequential", "--quiet", "--json", str(out), "--", "--perf-quick"]
+    )  # fmt: skip
+    assert code in (0, 1, 3)
+    doc = json.loads(out.read_text())
+    assert doc["rule"]["side_by_side"] is False
+    assert doc["rule"]["pinned"] is False
+    assert [r["side"] for r in doc["runs"]] == ["BASE", "HEAD", "HEAD", "BASE"]
