@@ -26,26 +26,30 @@ within it; otherwise more pairs run until `--max-runs` or `--budget`, and the ve
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from . import _turns as turns
 from ._ab_report import render_markdown, render_text, write_json_report  # noqa: F401
+from ._ab_runs import (  # noqa: F401  (re-exported)
+    AbError,
+    RunResult,
+    _git,
+    resolve_commit,
+    run_once,
+    run_pair,
+    run_statistics,
+    worktrees,
+)
 from ._format import fmt_seconds
 from ._options import FailExpr
-from ._results import SchemaError, load_document
 from ._stats import TESTS, paired_interval, signed_rank_interval  # noqa: F401  (re-exported)
 
 
@@ -53,42 +57,6 @@ EXIT_OK, EXIT_REGRESSION, EXIT_ERROR, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
 AB_SCHEMA = "perfsuite.ab"
 AB_SCHEMA_VERSION = 1
-
-
-class AbError(Exception):
-    """`perfsuite ab` cannot give a verdict (bad revision, a run that crashed, no data)."""
-
-
-def run_statistics(doc: dict[str, Any], stat: str | None) -> dict[str, tuple[str, float]]:
-    """One robust number per series of one run: `{series id: (statistic, seconds)}`.
-
-    `stat=None` takes the median of the rounds (or steps) for every kind: on the CI VM it
-    varied less from process to process than the min (2-4% vs 3-7% for one loop), which
-    follows single unusually fast rounds.
-    """
-    out: dict[str, tuple[str, float]] = {}
-    for m in doc.get("measurements", []):
-        kind = m.get("kind")
-        if kind == "measure":
-            found = [(m["id"], m["candidate"]["samples_s"], "median")]
-        elif kind == "steps":
-            found = [(m["id"], m["steps"]["samples_s"], "median")]
-        elif kind == "compare":
-            found = [
-                (f"{m['test']}::{c['name']}", c["samples_s"], "median")
-                for c in m["comparison"]["candidates"]
-            ]
-        else:
-            continue
-        for sid, samples, default in found:
-            x = np.asarray(samples, dtype=float)
-            x = x[np.isfinite(x) & (x > 0)]
-            if x.size == 0:
-                continue
-            name = stat or default
-            value = {"min": np.min, "median": np.median, "mean": np.mean}[name](x)
-            out[sid] = (name, float(value))
-    return out
 
 
 # --------------------------------------------------------------------------- configuration
@@ -234,199 +202,6 @@ def judge(series: Series, cfg: AbConfig) -> Verdict:
         cfg.level,
         cfg.test,
     )
-
-
-# --------------------------------------------------------------------------- git and runs
-
-
-def _git(repo: Path, *args: str) -> str:
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=repo, capture_output=True, text=True, timeout=120, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AbError(f"git {' '.join(args)} failed in {repo}: {exc}") from None
-    if proc.returncode != 0:
-        raise AbError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
-
-
-def resolve_commit(repo: Path, rev: str, arg: str) -> str:
-    try:
-        return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
-    except AbError:
-        raise AbError(
-            f"`{arg}`={rev!r} is not a commit of the repository at {repo} "
-            "(expected a branch, tag or commit, e.g. 'main' or 'HEAD~1')."
-        ) from None
-
-
-@contextlib.contextmanager
-def worktrees(repo: Path, revs: dict[str, str]) -> Iterator[dict[str, Path]]:
-    """Detached worktrees of `revs` (`{side: commit}`) in a temporary folder, removed after."""
-    tmp = Path(tempfile.mkdtemp(prefix="perfsuite-ab-"))
-    made: list[Path] = []
-    try:
-        out = {}
-        for side, commit in revs.items():
-            path = tmp / side.lower()
-            _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
-            made.append(path)
-            out[side] = path
-        yield out
-    finally:
-        for path in made:
-            with contextlib.suppress(AbError):
-                _git(repo, "worktree", "remove", "--force", str(path))
-        with contextlib.suppress(AbError):
-            _git(repo, "worktree", "prune")
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _needs_plugin_flag(env: dict[str, str]) -> bool:
-    """`-p perfsuite.plugin` only when the entry point will not load it (twice is an error)."""
-    if env.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        return True
-    from importlib.metadata import entry_points
-
-    return not any(ep.value == "perfsuite.plugin" for ep in entry_points(group="pytest11"))
-
-
-def run_env(tree: Path) -> dict[str, str]:
-    """Environment of one run: the worktree's own code first on the import path."""
-    env = dict(os.environ)
-    paths = [str(tree / "src"), str(tree)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    return env
-
-
-@dataclass
-class RunResult:
-    side: str
-    index: int
-    seconds: float
-    returncode: int
-    stats: dict[str, tuple[str, float]]
-
-
-def _command(cfg: AbConfig, json_path: Path, env: dict[str, str]) -> list[str]:
-    cmd = [cfg.python, "-m", "pytest", "--perf", f"--perf-json={json_path}", "-q"]
-    cmd += ["-p", "no:cacheprovider"]  # leave the measured tree untouched
-    if _needs_plugin_flag(env):
-        cmd += ["-p", "perfsuite.plugin"]
-    return cmd + list(cfg.pytest_args)
-
-
-def _result(
-    cfg: AbConfig, side: str, index: int, tree: Path, cmd: list[str], json_path: Path,
-    returncode: int, output: str, seconds: float,
-) -> RunResult:  # fmt: skip
-    tail = "\n".join(output.strip().splitlines()[-25:])
-    if returncode not in (0, 1):
-        raise AbError(
-            f"{side} run {index + 1} in {tree} exited with {returncode} "
-            f"(pytest: 2 interrupted, 3 internal error, 4 usage error, 5 no tests collected).\n"
-            f"command: {' '.join(cmd)}\n{tail}"
-        )
-    try:
-        doc = load_document(json_path)
-    except SchemaError as exc:
-        raise AbError(f"{side} run {index + 1} wrote no usable results: {exc}\n{tail}") from None
-    return RunResult(side, index, seconds, returncode, run_statistics(doc, cfg.stat))
-
-
-def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) -> RunResult:
-    """One run on its own (no partner): what `run_pair` does for each side, sequentially."""
-    json_path = out_dir / f"{side.lower()}-{index:03d}.json"
-    env = run_env(tree)
-    cmd = _command(cfg, json_path, env)
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=cfg.run_timeout_s
-        )
-    except subprocess.TimeoutExpired:
-        raise AbError(
-            f"{side} run {index + 1} ({' '.join(cmd)}) took longer than {cfg.run_timeout_s:g} s."
-        ) from None
-    seconds = time.perf_counter() - start
-    output = proc.stdout + proc.stderr
-    return _result(cfg, side, index, tree, cmd, json_path, proc.returncode, output, seconds)
-
-
-def pair_cpu(index: int, pin: bool) -> int | None:
-    """The CPU both runs of pair `index` are pinned to, rotating over the allowed ones."""
-    if not pin or not hasattr(os, "sched_getaffinity"):
-        return None
-    allowed = sorted(os.sched_getaffinity(0))
-    return allowed[index % len(allowed)]
-
-
-def run_pair(
-    cfg: AbConfig, index: int, order: tuple[str, str], trees: dict[str, Path], out_dir: Path
-) -> list[RunResult]:
-    """Both runs of pair `index` at once, taking turns (see the module docstring).
-
-    `order[0]` measures first. When one run exits, the other is told to go on alone.
-    """
-    inbox = {side: out_dir / f"turns-{side.lower()}-{index:03d}" for side in order}
-    fds = []
-    procs: dict[str, tuple[subprocess.Popen, list[str], Path, Any, float]] = {}
-    cpu = pair_cpu(index, cfg.pin)
-    try:
-        for path in inbox.values():
-            os.mkfifo(path)
-            # Held open here for the whole pair: a FIFO with no open end drops its data, and
-            # a run may exit before its partner has opened the inbox we write to.
-            fds.append(os.open(path, os.O_RDWR))
-        for k, side in enumerate(order):
-            other = order[1 - k]
-            json_path = out_dir / f"{side.lower()}-{index:03d}.json"
-            env = run_env(trees[side])
-            # The second in `order` hands the token over first, so the first measures first.
-            spec = f"{inbox[side]}:{inbox[other]}:{k}" + ("" if cpu is None else f":{cpu}")
-            env[turns.ENV] = spec
-            cmd = _command(cfg, json_path, env)
-            log = open(out_dir / f"{side.lower()}-{index:03d}.log", "w+")  # noqa: SIM115
-            proc = subprocess.Popen(
-                cmd, cwd=trees[side], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-            )
-            procs[side] = (proc, cmd, json_path, log, time.perf_counter())
-        results: dict[str, RunResult] = {}
-        deadline = time.perf_counter() + cfg.run_timeout_s
-        while len(results) < len(order):
-            for k, side in enumerate(order):
-                proc, cmd, json_path, log, started = procs[side]
-                if side in results or proc.poll() is None:
-                    continue
-                seconds = time.perf_counter() - started
-                # The partner may be waiting for a turn this run will never hand over.
-                os.write(fds[1 - k], turns.PARTNER_GONE)
-                log.seek(0)
-                results[side] = _result(
-                    cfg, side, index, trees[side], cmd, json_path, proc.returncode,
-                    log.read(), seconds,
-                )  # fmt: skip
-            if time.perf_counter() > deadline:
-                raise AbError(
-                    f"pair {index + 1} ({' and '.join(order)}) took longer than "
-                    f"{cfg.run_timeout_s:g} s."
-                )
-            time.sleep(0.005)
-        return [results[side] for side in order]
-    finally:
-        for proc, _, _, log, _ in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
-        for fd in fds:
-            os.close(fd)
-        for path in inbox.values():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
 
 
 # --------------------------------------------------------------------------- the loop

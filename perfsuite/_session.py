@@ -16,10 +16,6 @@ from ._options import PerfConfig
 from ._results import build_document, ensure_results_dir, write_json
 
 
-#: Environment variable naming a lock file that timed sections share with other processes.
-LOCK_ENV = "PERFSUITE_LOCK_FILE"
-
-
 class PerfSession:
     """Collects every measurement of the session and writes the results document."""
 
@@ -41,19 +37,12 @@ class PerfSession:
     def device_lock(self):
         """Serialise timed sections across xdist workers (one machine, one set of devices).
 
-        Without xdist there is nothing to serialise against, and the lock is free, unless
-        `PERFSUITE_LOCK_FILE` names a lock shared with other processes: `perfsuite ab` runs
-        BASE and HEAD side by side that way, taking turns on the machine.
+        Without xdist there is nothing to serialise against, and the lock is free.
         """
-        shared = os.environ.get(LOCK_ENV)
-        if self.worker_id is None and not shared:
+        if self.worker_id is None:
             yield
             return
-        path = (
-            Path(shared)
-            if shared
-            else ensure_results_dir(self.perf_config.results_dir) / ".device.lock"
-        )
+        path = ensure_results_dir(self.perf_config.results_dir) / ".device.lock"
         with open(path, "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
