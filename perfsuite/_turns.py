@@ -28,7 +28,6 @@ Outside `perfsuite ab` the variable is unset and `take()` does nothing.
 from __future__ import annotations
 
 import os
-import time
 
 
 ENV = "PERFSUITE_AB_TURNS"
@@ -45,8 +44,6 @@ class Turns:
         self._out = os.open(outbox, os.O_RDWR)
         self._hand_over = first
         self.alone = False
-        self.turns = 0
-        self.waited_s = 0.0
         if cpu is not None:
             pin_process(cpu)
 
@@ -67,14 +64,11 @@ class Turns:
         """Give the partner its turn, then wait for ours (returns at once when alone)."""
         if self.alone:
             return
-        start = time.perf_counter()
         if self._hand_over:
             os.write(self._out, TOKEN)
         self._hand_over = True
         if os.read(self._in, 1) == PARTNER_GONE:
             self.alone = True
-        self.turns += 1
-        self.waited_s += time.perf_counter() - start
 
 
 def pin_process(cpu: int) -> None:

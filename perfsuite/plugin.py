@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from . import _turns
 from ._options import PerfConfig, PerfMarkerOptions, add_options
 
 
@@ -42,11 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     cfg = PerfConfig.from_pytest_config(config)
     config.stash[perf_config_key] = cfg
-    if (
-        cfg.enabled
-        and os.environ.get("PERFSUITE_AB_TURNS")
-        and config.getoption("numprocesses", None)
-    ):
+    if cfg.enabled and os.environ.get(_turns.ENV) and config.getoption("numprocesses", None):
         # The pair's turn-taking is between two processes; xdist workers would all share it.
         raise pytest.UsageError(
             "`perfsuite ab` runs each revision in one process: drop `-n/--numprocesses` "
