@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -85,6 +86,8 @@ class AbConfig:
     #: Run the two sides of a pair one after the other (for workloads that cannot share the
     #: machine, e.g. a model that fills the GPU's memory).
     sequential: bool = False
+    #: Pairs run at once, each pinned to its own CPU from its start (1: one pair at a time).
+    jobs: int = 1
 
 
 @dataclass
@@ -265,34 +268,36 @@ def run_ab(
     with worktrees(repo, revs) as trees, tempfile.TemporaryDirectory() as out:
         if cfg.head is None:
             trees["HEAD"] = repo  # the working tree as it is, uncommitted changes included
-        pair_s = 0.0
-        for i in range(cfg.max_runs):
+        batch_s = 0.0
+        jobs = 1 if (runner is not None or cfg.sequential) else max(1, cfg.jobs)
+        i = 0
+        while i < cfg.max_runs:
             elapsed = time.perf_counter() - started
-            if i >= cfg.min_runs and elapsed + pair_s > cfg.budget_s:
+            if i >= cfg.min_runs and elapsed + batch_s > cfg.budget_s:
                 stop_reason = "budget"
                 break
-            order = ("BASE", "HEAD") if i % 2 == 0 else ("HEAD", "BASE")
+            batch = range(i, min(i + jobs, cfg.max_runs))
             t0 = time.perf_counter()
-            progress.update(f"perfsuite ab: pair {i + 1}/{cfg.max_runs}: running ...")
-            if runner is None:
-                pair = run_pair(cfg, i, order, trees, Path(out))
-            else:
-                pair = [runner(cfg, side, i, trees[side], Path(out)) for side in order]
-            for side, res in zip(order, pair):
-                run_log.append(
-                    {"side": side, "pair": i, "seconds": res.seconds, "returncode": res.returncode}
-                )
-                if res.returncode == 1:
-                    warnings.append(f"{side} run {i + 1}: some tests failed (pytest exit 1).")
-                for sid, (stat, value) in res.stats.items():
-                    s = series.setdefault(sid, Series(sid, stat))
+            progress.update(f"perfsuite ab: pair {batch[-1] + 1}/{cfg.max_runs}: running ...")
+            done = _run_batch(cfg, batch, trees, Path(out), runner)
+            for j, order, pair in done:
+                for side, res in zip(order, pair):
+                    run_log.append(
+                        {"side": side, "pair": j, "seconds": res.seconds,
+                         "returncode": res.returncode}
+                    )  # fmt: skip
+                    if res.returncode == 1:
+                        warnings.append(f"{side} run {j + 1}: some tests failed (pytest exit 1).")
+                    for sid, (stat, value) in res.stats.items():
+                        s = series.setdefault(sid, Series(sid, stat))
+                        for lst in (s.base, s.head):
+                            lst.extend([None] * (j - len(lst)))
+                        (s.base if side == "BASE" else s.head).append(value)
+                for s in series.values():
                     for lst in (s.base, s.head):
-                        lst.extend([None] * (i - len(lst)))
-                    (s.base if side == "BASE" else s.head).append(value)
-            for s in series.values():
-                for lst in (s.base, s.head):
-                    lst.extend([None] * (i + 1 - len(lst)))
-            pair_s = max(pair_s, time.perf_counter() - t0)
+                        lst.extend([None] * (j + 1 - len(lst)))
+            batch_s = max(batch_s, time.perf_counter() - t0)
+            i = batch[-1] + 1
             if not series:
                 raise AbError(
                     "the first runs measured nothing: select perf tests (marked "
@@ -301,10 +306,11 @@ def run_ab(
             verdicts = [judge(s, cfg) for s in series.values()]
             summary = _count(verdicts)
             progress.update(
-                f"perfsuite ab: pair {i + 1}/{cfg.max_runs} done "
+                f"perfsuite ab: pair {i}/{cfg.max_runs} done "
                 f"({time.perf_counter() - started:.0f} s): {summary}"
             )
-            if i + 1 in looks and i + 1 >= cfg.min_runs and all(v.decided for v in verdicts):
+            looked = any(n + 1 in looks for n in batch)
+            if looked and i >= cfg.min_runs and all(v.decided for v in verdicts):
                 stop_reason = "decided"
                 break
         if all(v.verdict.startswith("only in") for v in verdicts):
@@ -332,6 +338,7 @@ def run_ab(
             "budget_s": cfg.budget_s,
             "pinned": cfg.pin and not cfg.sequential,
             "side_by_side": not cfg.sequential,
+            "jobs": 1 if cfg.sequential else cfg.jobs,
         },
         "stopped": stop_reason,
         "seconds": time.perf_counter() - started,
@@ -343,6 +350,31 @@ def run_ab(
         ],
         "exit_code": exit_code(verdicts),
     }
+
+
+def _run_batch(
+    cfg: AbConfig,
+    batch: range,
+    trees: dict[str, Path],
+    out: Path,
+    runner: Callable[[AbConfig, str, int, Path, Path], RunResult] | None,
+) -> list[tuple[int, tuple[str, str], list[RunResult]]]:
+    """Run the pairs of `batch` (at once when there are several) and return them in order.
+
+    Which side measures first alternates from pair to pair.
+    """
+    orders = {j: ("BASE", "HEAD") if j % 2 == 0 else ("HEAD", "BASE") for j in batch}
+    if runner is not None:
+        return [
+            (j, orders[j], [runner(cfg, side, j, trees[side], out) for side in orders[j]])
+            for j in batch
+        ]
+    if len(batch) == 1:
+        j = batch[0]
+        return [(j, orders[j], run_pair(cfg, j, orders[j], trees, out))]
+    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+        futures = {j: pool.submit(run_pair, cfg, j, orders[j], trees, out) for j in batch}
+        return [(j, orders[j], futures[j].result()) for j in batch]
 
 
 def _count(verdicts: list[Verdict]) -> str:

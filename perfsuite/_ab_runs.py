@@ -183,7 +183,10 @@ def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) ->
 
 
 def pair_cpu(index: int, pin: bool) -> int | None:
-    """The CPU both runs of pair `index` are pinned to, rotating over the allowed ones."""
+    """The CPU both runs of pair `index` are pinned to, rotating over the allowed ones.
+
+    Pairs that run at once (`--jobs`) have consecutive indices, so they get different CPUs.
+    """
     if not pin or not hasattr(os, "sched_getaffinity"):
         return None
     allowed = sorted(os.sched_getaffinity(0))
@@ -219,6 +222,11 @@ def run_pair(
             proc = subprocess.Popen(
                 cmd, cwd=trees[side], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
             )
+            if cpu is not None and cfg.jobs > 1:
+                # With other pairs running at once, start-up stays on this pair's CPU too, so
+                # it never competes with another pair's timed rounds.
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(proc.pid, {cpu})
             procs[side] = (proc, cmd, json_path, log, time.perf_counter())
         results: dict[str, RunResult] = {}
         deadline = time.perf_counter() + cfg.run_timeout_s

@@ -144,6 +144,15 @@ def _parser() -> argparse.ArgumentParser:
         help="run the two runs of a pair one after the other instead of side by side (for "
         "workloads that cannot both hold the machine, e.g. a model that fills the GPU)",
     )
+    ab.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run N pairs at once, each pinned to its own CPU from its start (at most the "
+        "number of CPUs; not with --sequential or --no-pin). Default: %(default)r",
+    )
     ab.add_argument("--quiet", action="store_true", help="no progress display")
 
     rep = sub.add_parser(
@@ -245,6 +254,13 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         return _error(
             f"`--max-runs` ({args.max_runs}) must be at least `--min-runs` ({args.min_runs})."
         )
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if args.jobs > 1 and (args.sequential or args.no_pin or args.jobs > cpus):
+        return _error(
+            f"`--jobs` {args.jobs}: pairs run at once need a CPU each and pinning, so it must "
+            f"be at most the {cpus} CPU(s) this process may use, without `--sequential` or "
+            "`--no-pin`."
+        )
     fail, explicit = args.fail or (FailExpr("median", 0.05), False)
     stat = fail.stat if explicit else None
     cfg = ab.AbConfig(
@@ -261,6 +277,7 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         repo=args.repo,
         pin=not args.no_pin,
         sequential=args.sequential,
+        jobs=args.jobs,
     )
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:

@@ -35,7 +35,12 @@ from perfsuite._stats import wilson_interval
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {"aa": 0.0, "p3": 0.03, "p10": 0.10}
 
-WORKLOAD = """\
+# Two workloads of exactly known cost. `python` is interpreter-bound (a pure-Python loop: its
+# speed depends on where a process's objects land in memory, so it varies most from process to
+# process); `matmul` is a chain of small float64 matrix products, the kind of numeric kernel
+# perfsuite's users time (BLAS kept to one thread: a pair's two runs share one CPU).
+WORKLOADS = {}
+WORKLOADS["python"] = """\
 import pytest
 
 EXTRA = {extra!r}
@@ -62,6 +67,43 @@ def test_bench(benchmark, case):
     benchmark(work, n)
 """
 
+WORKLOADS["matmul"] = """\
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy starts its BLAS threads
+
+import numpy as np
+import pytest
+
+EXTRA = {extra!r}
+N = {n}
+rng = np.random.default_rng(0)
+A = rng.standard_normal((64, 64))
+B = rng.standard_normal((64, 64)) / 8
+
+
+def work(n):
+    x = A
+    for _ in range(n):
+        x = x @ B
+    return x
+
+
+@pytest.mark.perf
+@pytest.mark.parametrize("case", {cases!r})
+def test_work(perf, case):
+    n = int(round(N * (1 + EXTRA[case])))
+    perf.measure(lambda: work(n), name=case)
+
+
+@pytest.mark.parametrize("case", {cases!r})
+def test_bench(benchmark, case):
+    n = int(round(N * (1 + EXTRA[case])))
+    benchmark(work, n)
+"""
+#: Default loop length per workload: about 0.45 ms (python) and 1.4 ms (matmul) per call.
+DEFAULT_N = {"python": 20000, "matmul": 100}
+
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
@@ -69,7 +111,7 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def make_repo(folder: Path, n: int) -> Path:
+def make_repo(folder: Path, n: int, workload: str = "python") -> Path:
     repo = folder / "workload"
     repo.mkdir()
     git(repo, "init", "-q")
@@ -77,12 +119,14 @@ def make_repo(folder: Path, n: int) -> Path:
     git(repo, "config", "user.name", "calibrate")
     cases = list(SCENARIOS)
     (repo / "test_work.py").write_text(
-        WORKLOAD.format(extra={c: 0.0 for c in cases}, n=n, cases=cases)
+        WORKLOADS[workload].format(extra={c: 0.0 for c in cases}, n=n, cases=cases)
     )
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "base")
     git(repo, "tag", "base")
-    (repo / "test_work.py").write_text(WORKLOAD.format(extra=SCENARIOS, n=n, cases=cases))
+    (repo / "test_work.py").write_text(
+        WORKLOADS[workload].format(extra=SCENARIOS, n=n, cases=cases)
+    )
     git(repo, "commit", "-qam", "head: more work")
     git(repo, "tag", "head")
     return repo
@@ -93,7 +137,7 @@ def run_ab(repo: Path, out: Path, args: argparse.Namespace) -> dict:
         sys.executable, "-m", "perfsuite.cli", "ab", "base", "head", "--repo", str(repo),
         "--quiet", "--json", str(out), "--fail", args.fail, "--min-runs", str(args.min_runs),
         "--max-runs", str(args.max_runs), "--budget", str(args.budget),
-        "--level", str(args.level), "--", "--perf-quick", *args.perf_args.split(), "test_work.py",
+        "--level", str(args.level), "--jobs", str(args.jobs), "--", "--perf-quick", *args.perf_args.split(), "test_work.py",
     ]  # fmt: skip
     env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")  # faster start per process
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -192,9 +236,9 @@ def markdown(doc: dict) -> str:
     lines += [
         "",
         f"Settings: `perfsuite ab --fail {s['fail']} --min-runs {s['min_runs']} --max-runs "
-        f"{s['max_runs']} --budget {s['budget']:g} --level {s['level']}` (signed-rank; the two runs "
+        f"{s['max_runs']} --budget {s['budget']:g} --level {s['level']} --jobs {s.get('jobs', 1)}` (signed-rank; the two runs "
         f"of a pair side by side, taking turns on one CPU), `-- --perf-quick "
-        f"{s.get('perf_args', '')}`, workload N={s['n']}. "
+        f"{s.get('perf_args', '')}`, workload {s.get('workload', 'python')} N={s['n']}. "
         f"Mean wall time per trial (all three scenarios at once): {mean_s:.0f} s. "
         f"Machine: {doc['machine']['cpu_model']}, {doc['machine']['cores']} cores, load average "
         f"at start {doc['load_at_start']}. Started {doc['started']}, {len(doc['trials'])} trials.",
@@ -212,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-runs", type=int, default=12)
     p.add_argument("--budget", type=float, default=60.0, help="--budget of perfsuite ab per trial")
     p.add_argument("--level", type=float, default=0.99)
-    p.add_argument("--n", type=int, default=20000, help="loop length of the workload")
+    p.add_argument("--workload", choices=sorted(WORKLOADS), default="python",
+                   help="what the tests time (see WORKLOADS). Default: %(default)r")  # fmt: skip
+    p.add_argument("--n", type=int, default=None,
+                   help="loop length of the workload. Default: 20000 (python), 100 (matmul)")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=1, help="--jobs of perfsuite ab (pairs at once)")
     p.add_argument(
         "--perf-args",
         default="",
@@ -226,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.trials < 1:
         p.error(f"`--trials` must be >= 1, got {args.trials}.")
+    if args.n is None:
+        args.n = DEFAULT_N[args.workload]
 
     started = time.monotonic()
     doc = {
@@ -238,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="calibrate-ab-") as tmp:
         tmp = Path(tmp)
-        repo = make_repo(tmp, args.n)
+        repo = make_repo(tmp, args.n, args.workload)
         trees = {}
         if not args.no_benchmark:
             for side in ("base", "head"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -156,6 +157,51 @@ def test_loop_verdicts_and_exit_codes(repo, factor, noise, verdict, code) -> Non
     assert _git(repo, "worktree", "list").count("\n") == 0  # worktrees removed
 
 
+def test_jobs_run_pairs_at_once_and_keep_their_order(repo, monkeypatch) -> None:
+    """`--jobs 2`: pairs 2k and 2k+1 overlap in time, results land in pair order, and the
+    stopping rule still looks at the data only at its planned pair counts."""
+    import threading
+    import time
+
+    spans: dict[int, tuple[float, float]] = {}
+    rng = np.random.default_rng(3)
+    lock = threading.Lock()
+
+    def fake_pair(cfg, index, order, trees, out):
+        start = time.perf_counter()
+        time.sleep(0.05 if index % 2 else 0.1)  # the second of a batch finishes first
+        with lock:
+            values = {side: 1e-3 * (1.2 if side == "HEAD" else 1.0) for side in order}
+            noise = math.exp(rng.normal(0.0, 0.01))
+        spans[index] = (start, time.perf_counter())
+        return [
+            _ab.RunResult(side, index, 0.05, 0, {"t.py::test::x": ("median", values[side] * noise)})
+            for side in order
+        ]
+
+    monkeypatch.setattr(_ab, "run_pair", fake_pair)
+    doc = _ab.run_ab(_cfg(repo, min_runs=8, max_runs=40, jobs=2))
+    assert doc["rule"]["jobs"] == 2
+    assert doc["stopped"] == "decided"
+    (m,) = doc["measurements"]
+    assert m["verdict"] == "regression"
+    assert m["pairs"] == 8  # decided at the first look, after four batches of two
+    assert [r["pair"] for r in doc["runs"]] == [i // 2 for i in range(16)]
+    assert [r["side"] for r in doc["runs"][:4]] == ["BASE", "HEAD", "HEAD", "BASE"]
+    for first in range(0, 8, 2):  # the two pairs of a batch ran at once
+        (a0, a1), (b0, b1) = spans[first], spans[first + 1]
+        assert b0 < a1
+        assert a0 < b1
+    assert spans[1][1] <= spans[2][0]  # batches one after the other
+
+
+def test_jobs_are_one_at_a_time_with_a_test_runner(repo) -> None:
+    calls: list[str] = []
+    doc = _ab.run_ab(_cfg(repo, max_runs=8, jobs=2), runner=_fake_runner(1.2, 0.01, calls))
+    assert calls[:4] == ["BASE", "HEAD", "HEAD", "BASE"]
+    assert doc["stopped"] == "decided"
+
+
 def test_loop_refuses_when_nothing_is_common(repo) -> None:
     def runner(cfg, side, index, tree, out):
         return _ab.RunResult(side, index, 0.01, 0, {f"{side}::x": ("min", 1.0)})
@@ -180,6 +226,10 @@ def test_bad_revision_names_the_argument(repo, capsys) -> None:
             "`--max-runs` (8) must be at least `--min-runs` (9)",
         ),
         (["--level", "1.5"], "argument --level: Could not parse value: '1.5'"),
+        (["--jobs", "0"], "argument --jobs/-j: Could not parse value: '0'"),
+        (["--jobs", "2", "--sequential"], "`--jobs` 2: pairs run at once need a CPU each"),
+        (["--jobs", "2", "--no-pin"], "without `--sequential` or `--no-pin`"),
+        (["--jobs", "10000"], "must be at most the"),
     ],
 )
 def test_bad_options_name_the_argument_and_rule(repo, capsys, args, message) -> None:
@@ -277,3 +327,23 @@ def test_sequential_runs_the_sides_one_after_the_other(repo, tmp_path, monkeypat
     assert doc["rule"]["side_by_side"] is False
     assert doc["rule"]["pinned"] is False
     assert [r["side"] for r in doc["runs"]] == ["BASE", "HEAD", "HEAD", "BASE"]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs two CPUs (one per pair)",
+)
+def test_jobs_end_to_end_pins_each_pair_to_its_own_cpu(repo, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    out = tmp_path / "ab.json"
+    code = main(
+        ["ab", "HEAD~1", "HEAD", "--repo", str(repo), "--min-runs", "4", "--max-runs", "4",
+         "--level", "0.5", "--jobs", "2", "--quiet", "--json", str(out), "--", "--perf-quick"]
+    )  # fmt: skip
+    assert code in (0, 1, 3)
+    doc = json.loads(out.read_text())
+    assert doc["rule"]["jobs"] == 2
+    assert [r["pair"] for r in doc["runs"]] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert {r["returncode"] for r in doc["runs"]} == {0}
+    (m,) = doc["measurements"]
+    assert m["pairs"] == 4
