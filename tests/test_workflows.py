@@ -211,7 +211,13 @@ def test_asv_runner_config_step_produces_a_valid_config(name, tmp_path):
     # A wrapper, not a symlink: a venv's interpreter finds its site-packages via its own path.
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
-    env = {**os.environ, "ASV_REQS": wf["env"]["ASV_REQS"]}
+    env = {
+        **os.environ,
+        "ASV_REQS": wf["env"]["ASV_REQS"],
+        # What GitHub sets in every job: the dashboard links to the repository it came from.
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "octo-org/perfsuite",
+    }
     proc = subprocess.run(
         [bash, "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True
     )
@@ -220,5 +226,7 @@ def test_asv_runner_config_step_produces_a_valid_config(name, tmp_path):
     base = util.load_json(str(ROOT / "asv.conf.json"), js_comments=True)
     assert conf["matrix"] == {"req": yaml.safe_load(wf["env"]["ASV_REQS"])}
     assert conf["launch_method"] == "spawn"
+    assert conf["project_url"] == "https://github.com/octo-org/perfsuite"
+    assert conf["show_commit_url"] == "https://github.com/octo-org/perfsuite/commit/"
     assert conf["benchmark_dir"] == base["benchmark_dir"] == "benchmarks"
     assert conf["install_command"] == base["install_command"]
