@@ -183,14 +183,25 @@ def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) ->
 
 
 def pair_cpu(index: int, pin: bool) -> int | None:
-    """The CPU both runs of pair `index` are pinned to, rotating over the allowed ones.
-
-    Pairs that run at once (`--jobs`) have consecutive indices, so they get different CPUs.
-    """
+    """The CPU both runs of pair `index` are pinned to, rotating over the allowed ones."""
     if not pin or not hasattr(os, "sched_getaffinity"):
         return None
     allowed = sorted(os.sched_getaffinity(0))
-    return allowed[index % len(allowed)]
+    return allowed[cpu_slot(index, len(allowed))]
+
+
+def cpu_slot(index: int, cpus: int) -> int:
+    """Which of `cpus` CPUs pair `index` gets.
+
+    Plain rotation (`index % cpus`) on an even number of CPUs would tie the CPU to which side
+    measures first (that alternates with the pair's parity): on two CPUs BASE would always
+    lead on one of them. Shifting the rotation by one every `cpus` pairs gives each CPU both
+    orders equally often. Pairs that run at once (`--jobs` <= `cpus`, in batches starting at
+    multiples of the batch size) still get different CPUs.
+    """
+    if cpus % 2:
+        return index % cpus  # already alternates who leads on every CPU
+    return (index + index // cpus) % cpus
 
 
 def run_pair(

@@ -347,3 +347,19 @@ def test_jobs_end_to_end_pins_each_pair_to_its_own_cpu(repo, tmp_path, monkeypat
     assert {r["returncode"] for r in doc["runs"]} == {0}
     (m,) = doc["measurements"]
     assert m["pairs"] == 4
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 3, 4, 8])
+def test_cpu_rotation_balances_who_leads_and_separates_concurrent_pairs(cpus) -> None:
+    from perfsuite._ab_runs import cpu_slot
+
+    n = 8 * cpus
+    slots = [cpu_slot(i, cpus) for i in range(n)]
+    for cpu in range(cpus):  # every CPU hosts as many BASE-first (even) as HEAD-first pairs
+        leads = [i % 2 for i in range(n) if slots[i] == cpu]
+        assert len(leads) == 8
+        assert cpus == 1 or sum(leads) == 4
+    for jobs in range(1, cpus + 1):  # the pairs of one batch never share a CPU
+        for start in range(0, n - jobs, jobs):
+            batch = slots[start : start + jobs]
+            assert len(set(batch)) == len(batch)
