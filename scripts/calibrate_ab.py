@@ -35,48 +35,26 @@ from perfsuite._stats import wilson_interval
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {"aa": 0.0, "p3": 0.03, "p10": 0.10}
 
-# Two workloads of exactly known cost. `python` is interpreter-bound (a pure-Python loop: its
-# speed depends on where a process's objects land in memory, so it varies most from process to
-# process); `matmul` is a chain of small float64 matrix products, the kind of numeric kernel
-# perfsuite's users time (BLAS kept to one thread: a pair's two runs share one CPU).
-WORKLOADS = {}
-WORKLOADS["python"] = """\
-import pytest
-
-EXTRA = {extra!r}
-N = {n}
-
-
+# Two workloads of exactly known cost, each a `work(n)` whose cost is linear in `n`. `python`
+# is interpreter-bound (a pure-Python loop: its speed depends on where a process's objects land
+# in memory, so it varies most from process to process); `matmul` is a chain of small float64
+# matrix products, the kind of numeric kernel perfsuite's users time (BLAS kept to one thread:
+# a pair's two runs share one CPU).
+WORKLOADS = {
+    "python": """\
 def work(n):
     s = 0
     for i in range(n):
         s += i
     return s
-
-
-@pytest.mark.perf
-@pytest.mark.parametrize("case", {cases!r})
-def test_work(perf, case):
-    n = int(round(N * (1 + EXTRA[case])))
-    perf.measure(lambda: work(n), name=case)
-
-
-@pytest.mark.parametrize("case", {cases!r})
-def test_bench(benchmark, case):
-    n = int(round(N * (1 + EXTRA[case])))
-    benchmark(work, n)
-"""
-
-WORKLOADS["matmul"] = """\
+""",
+    "matmul": """\
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy starts its BLAS threads
 
 import numpy as np
-import pytest
 
-EXTRA = {extra!r}
-N = {n}
 rng = np.random.default_rng(0)
 A = rng.standard_normal((64, 64))
 B = rng.standard_normal((64, 64)) / 8
@@ -87,6 +65,16 @@ def work(n):
     for _ in range(n):
         x = x @ B
     return x
+""",
+}
+
+# The same tests time either workload: `perf.measure` for perfsuite, `benchmark` for
+# pytest-benchmark.
+TESTS = """\
+import pytest
+
+EXTRA = {extra!r}
+N = {n}
 
 
 @pytest.mark.perf
@@ -119,13 +107,13 @@ def make_repo(folder: Path, n: int, workload: str = "python") -> Path:
     git(repo, "config", "user.name", "calibrate")
     cases = list(SCENARIOS)
     (repo / "test_work.py").write_text(
-        WORKLOADS[workload].format(extra={c: 0.0 for c in cases}, n=n, cases=cases)
+        WORKLOADS[workload] + "\n\n" + TESTS.format(extra={c: 0.0 for c in cases}, n=n, cases=cases)
     )
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "base")
     git(repo, "tag", "base")
     (repo / "test_work.py").write_text(
-        WORKLOADS[workload].format(extra=SCENARIOS, n=n, cases=cases)
+        WORKLOADS[workload] + "\n\n" + TESTS.format(extra=SCENARIOS, n=n, cases=cases)
     )
     git(repo, "commit", "-qam", "head: more work")
     git(repo, "tag", "head")
