@@ -129,6 +129,7 @@ def test_perf_pr_gates_on_ab_against_the_merge_base():
     assert "make perf" in runs
     assert "git merge-base" in runs
     assert re.search(r"perfsuite ab \S+ HEAD .*--markdown", runs)
+    assert '--jobs "$(nproc)"' in runs  # CPU perf tests: one pair per CPU at once
     assert "GITHUB_STEP_SUMMARY" in runs
 
 
