@@ -12,6 +12,10 @@ The two runs of a pair, `(BASE_i, HEAD_i)`, therefore start together and take st
 (`perfsuite._turns`): one timed round of BASE, one of HEAD, ..., each while the other waits,
 both pinned to the same CPU (rotating over the allowed CPUs from pair to pair; `--no-pin`
 leaves placement to the OS). Which side measures first alternates from pair to pair.
+`--jobs N` runs N pairs at once, each pinned to its own CPU from its start: a pair's two sides
+still share one CPU, so what the other pairs do to the machine hits both sides alike, and on
+the 2-core CI VM two at once ran 1.27 pairs per second where one at a time ran 0.92
+(calibration runs 7 and 5 of docs/calibration-ab.md, the same workload).
 
 The paired log-ratios `log(HEAD_i / BASE_i)` get a confidence interval for their centre:
 by default the Wilcoxon signed-rank (Hodges-Lehmann) interval, which assumes only that the

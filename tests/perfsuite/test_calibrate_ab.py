@@ -1,0 +1,51 @@
+"""`scripts/calibrate_ab.py`: its workloads are real perf tests with the known extra work.
+
+The calibration itself takes an hour and is not part of the tests (docs/calibration-ab.md);
+this checks that what it measures is what it says.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def calibrate():
+    spec = importlib.util.spec_from_file_location("calibrate_ab", ROOT / "scripts/calibrate_ab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("workload", ["python", "matmul"])
+def test_workload_repository_has_base_and_head(calibrate, workload, tmp_path) -> None:
+    repo = calibrate.make_repo(tmp_path, 10, workload)
+    out = tmp_path / "head.json"
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "perfsuite.plugin", "-p", "no:cacheprovider",
+         "--perf", "--perf-quick", "--perf-budget", "0.01", f"--perf-json={out}", "test_work.py"],
+        cwd=repo, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = {m["id"].rsplit("::", 1)[-1] for m in json.loads(out.read_text())["measurements"]}
+    assert names == set(calibrate.SCENARIOS)
+    # HEAD adds exactly the scenario's fraction of work; BASE adds none.
+    ns = {}
+    for rev in ("base", "head"):
+        text = calibrate.git(repo, "show", f"{rev}:test_work.py")
+        scope: dict = {}
+        exec(compile(text, "test_work.py", "exec"), scope)  # noqa: S102  (our own template)
+        ns[rev] = scope["EXTRA"]
+    assert ns["base"] == dict.fromkeys(calibrate.SCENARIOS, 0.0)
+    assert ns["head"] == calibrate.SCENARIOS
