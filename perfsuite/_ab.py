@@ -342,7 +342,7 @@ def run_ab(
             "budget_s": cfg.budget_s,
             "pinned": cfg.pin and not cfg.sequential,
             "side_by_side": not cfg.sequential,
-            "jobs": 1 if cfg.sequential else cfg.jobs,
+            "jobs": jobs,  # pairs at once, as run
         },
         "stopped": stop_reason,
         "seconds": time.perf_counter() - started,
