@@ -3,7 +3,7 @@
 In a temporary git repository holding a copy of this checkout (tracked and untracked files,
 so uncommitted work is tested too) with two commits, `asv run --python=same --quick` runs a
 small selection of the real benchmarks on each commit, `asv publish` renders the dashboard,
-and headless Chromium (driven over the DevTools protocol on a pipe, no extra packages) loads
+and headless Chromium (`_chromium.py`: the DevTools protocol on a pipe, no extra packages) loads
 it from a local HTTP server: no script errors, every selected benchmark listed on the summary
 grid with its plot, and a graph page drawing two commits. Screenshots are kept under
 `.perf/artifacts/` (uploaded by CI).
@@ -15,21 +15,27 @@ installed with apt-get when missing (root or passwordless sudo); where that is i
 the test is skipped with the reason.
 """
 
-import base64
 import functools
 import http.server
 import json
 import os
-import queue
 import re
 import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from _chromium import (
+    APT_PACKAGES,
+    VENDOR,
+    DevTools,
+    find_chromium,
+    install_browser,
+    missing_vendor_files,
+    page_errors,
+)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,249 +56,20 @@ BENCHMARKS = [
     "bench_train_step.TrainStep.time_step",
     "bench_spd.SPDStep.time_step",
 ]
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-    "--window-size=1400,1000",
-)
-
-
-# The dashboard's CDN dependencies (asv 0.6) -> Debian's copies. orderBars (bar charts of
-# categorical parameters) has no Debian package and is not needed for these graphs: stubbed.
-VENDOR = {
-    "code.jquery.com/jquery-": "/usr/share/javascript/jquery/jquery.min.js",
-    "/jquery.flot.min.js": "/usr/share/haskell-js-flot/jquery.flot.min.js",
-    "/jquery.flot.time.min.js": "/usr/share/haskell-js-flot/jquery.flot.time.min.js",
-    "/jquery.flot.selection.min.js": "/usr/share/haskell-js-flot/jquery.flot.selection.min.js",
-    "/jquery.flot.categories.min.js": "/usr/share/haskell-js-flot/jquery.flot.categories.min.js",
-    "/jquery.flot.orderBars.js": None,
-    "/stupidtable.min.js": "/usr/share/javascript/jquery-stupidtable/stupidtable.min.js",
-    "/md5.min.js": "/usr/share/javascript/blueimp-md5/md5.min.js",
-    "/bootstrap.min.js": "/usr/share/javascript/bootstrap/js/bootstrap.min.js",
-    "/bootstrap.min.css": "/usr/share/javascript/bootstrap/css/bootstrap.min.css",
-}
-APT_PACKAGES = (
-    "chromium",
-    "libjs-jquery",
-    "libghc-js-flot-data",
-    "libjs-jquery-stupidtable",
-    "node-blueimp-md5",
-    "libjs-bootstrap",
-)
 # A <script> or <link> tag loading a resource from another host.
 _EXTERNAL = re.compile(r"""<(script|link)\b([^>]*?)\s(src|href)="(https?://[^"]+)"[^>]*>""")
 
 
-# ----------------------------------------------------------------------------- Chromium
-
-
-def _find_chromium() -> str | None:
-    for name in CHROMIUM_NAMES:
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    return None
-
-
-def _missing_vendor_files() -> list[str]:
-    return [p for p in VENDOR.values() if p is not None and not Path(p).is_file()]
-
-
-def _install_browser() -> None:
-    """`apt-get install chromium` and the dashboard's libraries, as root or through sudo."""
-    apt = shutil.which("apt-get")
-    if apt is None:
-        pytest.skip(
-            "headless Chromium and Debian's copies of the dashboard's JavaScript libraries "
-            f"({', '.join(APT_PACKAGES)}) are needed to check the asv dashboard, and there is "
-            "no apt-get to install them"
-        )
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        sudo = shutil.which("sudo")
-        if sudo is None or subprocess.run([sudo, "-n", "true"], capture_output=True).returncode:
-            pytest.skip(
-                "headless Chromium and the dashboard's JavaScript libraries are needed to "
-                "check the asv dashboard and are not installed; installing them with apt-get "
-                "needs root or passwordless sudo"
-            )
-        prefix = [sudo, "-n"]
-    # A Chrome/Chromium that is already there is used as is (e.g. GitHub's Ubuntu images,
-    # where the `chromium` package would be a snap): only the libraries are installed then.
-    packages = [p for p in APT_PACKAGES if p != "chromium" or _find_chromium() is None]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for args, timeout in (
-        (["update", "-q"], 300),
-        (["install", "-y", "-q", "--no-install-recommends", *packages], 900),
-    ):
-        proc = subprocess.run(
-            [*prefix, apt, *args], env=env, capture_output=True, text=True, timeout=timeout
-        )
-        if proc.returncode != 0:
-            # apt-get is there and we may use it: a failure is an error, not a reason to skip.
-            pytest.fail(f"apt-get {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr}")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    if _find_chromium() is None or _missing_vendor_files():
-        _install_browser()
-    path = _find_chromium()
+    if find_chromium() is None or missing_vendor_files():
+        install_browser()
+    path = find_chromium()
     if path is None:
         pytest.fail("apt-get installed chromium, but no Chromium binary is on PATH")
-    if missing := _missing_vendor_files():
+    if missing := missing_vendor_files():
         pytest.fail(f"apt-get installed {APT_PACKAGES}, but these files are missing: {missing}")
     return path
-
-
-class DevTools:
-    """A minimal Chrome DevTools Protocol client over `--remote-debugging-pipe`.
-
-    Chromium reads NUL-terminated JSON commands on fd 3 and writes responses and events on
-    fd 4, so no websocket library is needed.
-    """
-
-    def __init__(self, binary: str, user_data_dir: Path):
-        cmd_read, self._cmd_write = os.pipe()
-        self._res_read, res_write = os.pipe()
-        # The shell maps our pipe ends to the fds 3 and 4 that Chromium expects.
-        script = f'exec "$0" "$@" 3<&{cmd_read} 4>&{res_write} {cmd_read}<&- {res_write}>&-'
-        self.proc = subprocess.Popen(
-            [
-                "bash",
-                "-c",
-                script,
-                binary,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={user_data_dir}",
-                "--remote-debugging-pipe",
-                "about:blank",
-            ],
-            pass_fds=(cmd_read, res_write),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(cmd_read)
-        os.close(res_write)
-        self._next_id = 0
-        self._responses: dict[int, dict] = {}
-        self._events: queue.Queue = queue.Queue()
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.session: str | None = None
-
-    def _read(self) -> None:
-        buf = b""
-        with open(self._res_read, "rb", buffering=0) as pipe:
-            while chunk := pipe.read(1 << 16):
-                buf += chunk
-                *messages, buf = buf.split(b"\0")
-                for raw in messages:
-                    msg = json.loads(raw)
-                    if "id" in msg:
-                        with self._cond:
-                            self._responses[msg["id"]] = msg
-                            self._cond.notify_all()
-                    else:
-                        self._events.put(msg)
-        with self._cond:
-            self._cond.notify_all()
-
-    def send(self, method: str, params: dict | None = None, *, timeout: float = 60.0) -> dict:
-        self._next_id += 1
-        msg: dict = {"id": self._next_id, "method": method, "params": params or {}}
-        if self.session is not None and not method.startswith("Target."):
-            msg["sessionId"] = self.session
-        os.write(self._cmd_write, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._next_id not in self._responses:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._reader.is_alive():
-                    raise TimeoutError(f"no DevTools reply to {method} (Chromium exited?)")
-                self._cond.wait(left)
-            reply = self._responses.pop(self._next_id)
-        if "error" in reply:
-            raise RuntimeError(f"DevTools {method} failed: {reply['error']}")
-        return reply.get("result", {})
-
-    def events(self) -> list[dict]:
-        out = []
-        while True:
-            try:
-                out.append(self._events.get_nowait())
-            except queue.Empty:
-                return out
-
-    def open_page(self) -> None:
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"
-        ]
-        for domain in ("Page", "Runtime", "Log"):
-            self.send(f"{domain}.enable")
-
-    def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"evaluating {expression!r}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, *, timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.evaluate(expression)
-            if value or time.monotonic() > deadline:
-                return value
-            time.sleep(0.25)
-
-    def screenshot(self, path: Path) -> None:
-        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
-        path.write_bytes(base64.b64decode(data))
-
-    def close(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                try:
-                    self.send("Browser.close", timeout=10)
-                except (TimeoutError, RuntimeError, OSError):
-                    pass
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
-        finally:
-            os.close(self._cmd_write)
-            self._reader.join(timeout=20)
-
-
-def _page_errors(events: list[dict]) -> list[str]:
-    """Uncaught exceptions, console errors and failed loads among DevTools events."""
-    errors = []
-    for ev in events:
-        method, params = ev.get("method"), ev.get("params", {})
-        if method == "Runtime.exceptionThrown":
-            details = params["exceptionDetails"]
-            desc = details.get("exception", {}).get("description") or details.get("text")
-            errors.append(f"uncaught exception: {desc}")
-        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-            errors.append("console.error: " + " ".join(str(a.get("value")) for a in params["args"]))
-        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-            entry = params["entry"]
-            errors.append(f"{entry['source']}: {entry['text']} ({entry.get('url', '')})")
-    return errors
 
 
 def _unselected_summary_404(error: str) -> bool:
@@ -477,7 +254,7 @@ def test_asv_dashboard_renders_in_chromium(chromium, published, dashboard_url, t
         grid_png = ARTIFACTS / "asv-dashboard-grid.png"
         browser.screenshot(grid_png)
         assert plots, "the summary grid drew no plots"
-        grid_errors = _page_errors(browser.events())
+        grid_errors = page_errors(browser.events())
 
         # A graph page: the main plot with one point per benchmarked commit.
         name = BENCHMARKS[0]
@@ -491,7 +268,7 @@ def test_asv_dashboard_renders_in_chromium(chromium, published, dashboard_url, t
         graph_png = ARTIFACTS / "asv-dashboard-graph.png"
         browser.screenshot(graph_png)
         page_text = browser.evaluate("document.body.innerText")
-        graph_errors = _page_errors(browser.events())
+        graph_errors = page_errors(browser.events())
     finally:
         browser.close()
     print(f"\nasv dashboard screenshots: {grid_png} {graph_png}")
