@@ -120,12 +120,13 @@ def make_repo(folder: Path, n: int, workload: str = "python") -> Path:
     return repo
 
 
-def run_ab(repo: Path, out: Path, args: argparse.Namespace) -> dict:
+def run_ab(repo: Path, out: Path, args: argparse.Namespace, cases: list[str]) -> dict:
     cmd = [
         sys.executable, "-m", "perfsuite.cli", "ab", "base", "head", "--repo", str(repo),
         "--quiet", "--json", str(out), "--fail", args.fail, "--min-runs", str(args.min_runs),
         "--max-runs", str(args.max_runs), "--budget", str(args.budget),
         "--level", str(args.level), "--jobs", str(args.jobs), "--", "--perf-quick", *args.perf_args.split(), "test_work.py",
+        "-k", " or ".join(cases),
     ]  # fmt: skip
     env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")  # faster start per process
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -138,7 +139,9 @@ def run_ab(repo: Path, out: Path, args: argparse.Namespace) -> dict:
     }
 
 
-def run_benchmark(trees: dict[str, Path], folder: Path, args: argparse.Namespace) -> dict:
+def run_benchmark(
+    trees: dict[str, Path], folder: Path, args: argparse.Namespace, cases: list[str]
+) -> dict:
     """pytest-benchmark as its users gate with it: save BASE, then HEAD with
     `--benchmark-compare=0001 --benchmark-compare-fail=mean:5%`; a test fails the rule when
     pytest-benchmark lists it under "Performance has regressed"."""
@@ -148,7 +151,7 @@ def run_benchmark(trees: dict[str, Path], folder: Path, args: argparse.Namespace
         out = folder / f"bench-{side}.json"
         cmd = [
             sys.executable, "-m", "pytest", "-q", "-p", "pytest_benchmark.plugin",
-            "-p", "no:cacheprovider", "test_work.py", "-k", "test_bench", "--benchmark-only",
+            "-p", "no:cacheprovider", "test_work.py", "-k", f"test_bench and ({' or '.join(cases)})", "--benchmark-only",
             f"--benchmark-json={out}", f"--benchmark-max-time={args.benchmark_max_time}",
             f"--benchmark-storage=file://{storage}",
         ]  # fmt: skip
@@ -168,17 +171,19 @@ def run_benchmark(trees: dict[str, Path], folder: Path, args: argparse.Namespace
         means[side] = {b["param"]: b["stats"]["mean"] for b in doc["benchmarks"]}
     return {
         case: {"ratio": means["head"][case] / means["base"][case], "fail": case in failed}
-        for case in SCENARIOS
+        for case in cases
     }
 
 
 def summarise(trials: list[dict], args: argparse.Namespace) -> dict:
     out = {}
     for case, extra in SCENARIOS.items():
-        verdicts = [t["ab"][case]["verdict"] for t in trials]
+        verdicts = [t["ab"][case]["verdict"] for t in trials if case in t["ab"]]
+        if not verdicts:
+            continue
         alarms = sum(v == "regression" for v in verdicts)
         low, high = wilson_interval(alarms, len(verdicts))
-        bench = [t["benchmark"][case]["fail"] for t in trials if t.get("benchmark")]
+        bench = [t["benchmark"][case]["fail"] for t in trials if case in t.get("benchmark", {})]
         b_low, b_high = wilson_interval(sum(bench), len(bench))
         out[case] = {
             "extra": extra,
@@ -227,7 +232,7 @@ def markdown(doc: dict) -> str:
         f"{s['max_runs']} --budget {s['budget']:g} --level {s['level']} --jobs {s.get('jobs', 1)}` (signed-rank; the two runs "
         f"of a pair side by side, taking turns on one CPU), `-- --perf-quick "
         f"{s.get('perf_args', '')}`, workload {s.get('workload', 'python')} N={s['n']}. "
-        f"Mean wall time per trial (all three scenarios at once): {mean_s:.0f} s. "
+        f"Mean wall time per trial ({'one scenario each' if s.get('one_per_trial') else 'its scenarios at once'}): {mean_s:.0f} s. "
         f"Machine: {doc['machine']['cpu_model']}, {doc['machine']['cores']} cores, load average "
         f"at start {doc['load_at_start']}. Started {doc['started']}, {len(doc['trials'])} trials.",
     ]
@@ -255,6 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         help="more pytest options for every run, e.g. '--perf-budget 0.05' (shorter runs, more "
         "pairs). Default: none",
     )
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help="comma-separated scenarios to measure. Default: %(default)r")  # fmt: skip
+    p.add_argument(
+        "--one-per-trial",
+        action="store_true",
+        help="measure one scenario per trial, in turn, so each verdict has the whole --budget "
+        "(default: all scenarios share each trial's processes and budget)",
+    )
     p.add_argument("--benchmark-max-time", type=float, default=0.5)
     p.add_argument("--no-benchmark", action="store_true", help="skip pytest-benchmark")
     p.add_argument("--out", type=Path, default=ROOT / ".perf" / "calibrate_ab.json")
@@ -264,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"`--trials` must be >= 1, got {args.trials}.")
     if args.n is None:
         args.n = DEFAULT_N[args.workload]
+    scenarios = args.scenarios.split(",")
+    if not scenarios or any(c not in SCENARIOS for c in scenarios):
+        p.error(f"`--scenarios` takes names from {list(SCENARIOS)}, got {args.scenarios!r}.")
 
     started = time.monotonic()
     doc = {
@@ -287,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"time limit reached after {i} trials", file=sys.stderr)
                 break
             t0 = time.monotonic()
-            ab = run_ab(repo, tmp / f"ab-{i}.json", args)
+            cases = [scenarios[i % len(scenarios)]] if args.one_per_trial else scenarios
+            ab = run_ab(repo, tmp / f"ab-{i}.json", args, cases)
             trial = {
                 "ab_seconds": ab.pop("_seconds"),
                 "pairs": ab.pop("_pairs"),
@@ -298,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 "load": [round(x, 2) for x in os.getloadavg()],
             }
             if not args.no_benchmark:
-                trial["benchmark"] = run_benchmark(trees, tmp, args)
+                trial["benchmark"] = run_benchmark(trees, tmp, args, cases)
             trial["seconds"] = time.monotonic() - t0
             doc["trials"].append(trial)
             doc["summary"] = summarise(doc["trials"], args)

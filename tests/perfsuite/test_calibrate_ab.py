@@ -49,3 +49,24 @@ def test_workload_repository_has_base_and_head(calibrate, workload, tmp_path) ->
         ns[rev] = scope["EXTRA"]
     assert ns["base"] == dict.fromkeys(calibrate.SCENARIOS, 0.0)
     assert ns["head"] == calibrate.SCENARIOS
+
+
+def test_summary_counts_each_scenario_over_the_trials_that_measured_it(calibrate) -> None:
+    # `--one-per-trial`: every trial measures one scenario, so each has its own trial count.
+    def trial(case, verdict, bench_fail):
+        return {
+            "ab": {case: {"verdict": verdict}},
+            "benchmark": {case: {"ratio": 1.0, "fail": bench_fail}},
+        }
+
+    trials = [
+        trial("p3", "regression", True),
+        trial("aa", "inconclusive", False),
+        trial("p3", "inconclusive", False),
+    ]
+    summary = calibrate.summarise(trials, None)
+    assert set(summary) == {"aa", "p3"}
+    assert (summary["p3"]["trials"], summary["p3"]["regression"]) == (2, 1)
+    assert (summary["aa"]["trials"], summary["aa"]["regression"]) == (1, 0)
+    assert summary["p3"]["benchmark_fail"] == 1
+    assert summary["p3"]["verdicts"] == {"inconclusive": 1, "regression": 1}
