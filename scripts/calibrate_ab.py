@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n is None:
         args.n = DEFAULT_N[args.workload]
     scenarios = args.scenarios.split(",")
-    if not scenarios or any(c not in SCENARIOS for c in scenarios):
+    if any(c not in SCENARIOS for c in scenarios):
         p.error(f"`--scenarios` takes names from {list(SCENARIOS)}, got {args.scenarios!r}.")
 
     started = time.monotonic()
