@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from ._errors import (
         PerfUsageError as PerfUsageError,
     )
+    from ._errors import (
+        PerfWarning as PerfWarning,
+    )
     from ._fixture import Measurement as Measurement
     from ._fixture import Perf as Perf
     from ._scaling import ScalingFit as ScalingFit
@@ -40,6 +43,7 @@ _EXPORTS = {
     "PerfFailure": "._errors",
     "PerfInconclusive": "._errors",
     "PerfUsageError": "._errors",
+    "PerfWarning": "._errors",
     "Measurement": "._fixture",
     "Perf": "._fixture",
     "ScalingFit": "._scaling",

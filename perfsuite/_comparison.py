@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy as np
 from ._engine import Candidate, Engine
 from ._errors import PerfFailure, PerfInconclusive
 from ._format import fmt_seconds
-from ._settings import Settings
+from ._settings import Settings, check_statistic
 from ._stats import sign_test_interval
 
 
@@ -21,7 +22,12 @@ from ._stats import sign_test_interval
 class Ratio:
     """How many times faster `a` is than `b` (`t_b / t_a`), with its confidence interval.
 
-    Computed from paired per-round log-ratios, so it is robust to drift during the run.
+    With `statistic="mean"` (the default) the estimate is the ratio of the two mean costs per
+    call over all rounds (what a user pays), and the interval is the sign-test interval of the
+    paired per-round log-ratios of round means, widened where needed to contain the estimate:
+    the interval resists the machine's noise (one preempted round moves it little), and the
+    verdict can never contradict the ratio of the total times measured. With
+    `statistic="median"` both come from per-round medians of chunks (the typical call).
     """
 
     a: str
@@ -31,14 +37,16 @@ class Ratio:
     high: float
     rounds: int
     level: float
-    median_a_s: float
-    median_b_s: float
+    a_per_call_s: float
+    b_per_call_s: float
+    statistic: str = "mean"
 
     def __str__(self) -> str:
         return (
             f"{self.a} is {self.estimate:.3g}x as fast as {self.b} "
             f"({self.level:.0%} CI {self.low:.3g}x..{self.high:.3g}x over {self.rounds} rounds; "
-            f"median {fmt_seconds(self.median_a_s)} vs {fmt_seconds(self.median_b_s)})"
+            f"{self.statistic} per call {fmt_seconds(self.a_per_call_s)} vs "
+            f"{fmt_seconds(self.b_per_call_s)})"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,8 +58,9 @@ class Ratio:
             "high": self.high,
             "rounds": self.rounds,
             "level": self.level,
-            "median_a_s": self.median_a_s,
-            "median_b_s": self.median_b_s,
+            "statistic": self.statistic,
+            "a_per_call_s": self.a_per_call_s,
+            "b_per_call_s": self.b_per_call_s,
         }
 
 
@@ -90,6 +99,14 @@ class Comparison:
         logs = np.log(np.asarray(cb.samples)) - np.log(np.asarray(ca.samples))
         level = self._engine.settings.level
         mid, low, high = sign_test_interval(logs, level=level)
+        statistic = ca.statistic
+        if statistic == "mean" and logs.size:
+            # The ratio of mean costs, i.e. of the total times (every round runs the same
+            # calls). The sign-test interval is about the typical *round*; a slow call that
+            # comes rarer than once a round moves the total but not the median round, so
+            # the interval is widened to reach the total: never a verdict it contradicts.
+            mid = math.log(cb.per_call_s / ca.per_call_s)
+            low, high = min(low, mid), max(high, mid)
         return Ratio(
             a,
             over,
@@ -98,8 +115,9 @@ class Comparison:
             math.exp(high),
             len(logs),
             level,
-            float(np.median(ca.samples)),
-            float(np.median(cb.samples)),
+            ca.per_call_s,
+            cb.per_call_s,
+            statistic,
         )
 
     def _decide(self, a: str, b: str, decide: Callable[[Ratio], bool | None]):
@@ -153,10 +171,11 @@ class Comparison:
         limit = 1.0 + tolerance
 
         def decide(r: Ratio) -> bool | None:
-            # r is the speedup t_than / t_a; the slowdown is its inverse.
-            if 1.0 / r.low <= limit:
+            # r is the speedup t_than / t_a; the slowdown is its inverse. Too few rounds for
+            # the level give the interval (0, inf): no claim either way yet.
+            if r.low > 0 and 1.0 / r.low <= limit:
                 return True
-            if 1.0 / r.high > limit:
+            if math.isfinite(r.high) and 1.0 / r.high > limit:
                 return False
             return None
 
@@ -192,6 +211,7 @@ def compare(
     *,
     settings: Settings | None = None,
     instrument: str | None = None,
+    statistic: str | None = None,
     device_lock: Callable[[], Any] = contextlib.nullcontext,
     on_verdict: Callable[[dict[str, Any]], None] = lambda verdict: None,
     **fns: Callable[[], Any],
@@ -200,10 +220,14 @@ def compare(
 
     The engine behind `perf.compare`, usable outside pytest (asv `track_` benchmarks,
     calibration scripts): `compare(fast=f, ref=g).ratio("fast", over="ref")`.
+    `statistic` overrides `settings.statistic` (`"mean"` cost per call, or `"median"`).
     """
     if len(fns) < 2:
         raise ValueError(f"`compare` needs at least two named callables, got {sorted(fns)}.")
-    engine = Engine(settings or Settings(), device_lock)
+    settings = settings or Settings()
+    if statistic is not None:
+        settings = dataclasses.replace(settings, statistic=check_statistic(statistic))
+    engine = Engine(settings, device_lock)
     with engine.lock():
         cands = [engine.prepare(name, fn, instrument) for name, fn in fns.items()]
         engine.run_rounds(cands, engine.settings.min_rounds)

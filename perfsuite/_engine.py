@@ -4,22 +4,38 @@ A *round* times every candidate once, back to back, in an order rotated from rou
 (so no candidate always runs first, after the others warmed the caches). Each candidate runs
 `chunks x group` calls per round, calibrated once: a chunk of `group` calls lasts at least
 `CHUNK_S` (so timer resolution and overhead are negligible), and a round lasts about
-`target_round_s`. A sample is the median over the round's chunks of seconds per call: robust
-to the preemptions and page faults of a busy shared machine, which hit single chunks.
+`target_round_s` and holds at least `min_round_calls` calls (while under `max_round_s`).
+
+A round's sample is, by default, the **mean cost per call**: the total time of the round's
+calls divided by their number. The workload's own slow calls (a collection, an allocator
+growing, a recompile, a host sync, a data-loader hiccup) are part of what a user pays, so
+they stay in. Robustness to the *machine's* noise comes from elsewhere: interleaving,
+pairing the candidates round by round, and distribution-free intervals across rounds, where
+one preempted round is one outlier among many. `statistic="median"` (the median over the
+round's chunks) is the explicit choice for claims about the typical call. Every chunk's time
+is kept, so tails (p50/p90/p99/max) are reported whatever the statistic.
+
+The garbage collector stays on during rounds (a program pays for its garbage); a young-
+generation collection before each candidate's share resets the allocation counter, so the
+collections that happen inside a share are triggered by that candidate's own allocations.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
+import inspect
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ._compile import CompileLog, compile_log
+from ._errors import PerfWarning
 from ._settings import Settings
 from ._turns import take_turn
 from .instruments import Instrument, select_instrument
@@ -40,7 +56,11 @@ class Candidate:
     first_compile: CompileLog
     group: int = 1
     chunks: int = 1
+    #: Per-round sample: `mean` (total time / calls) or `median` (of the round's chunks).
+    statistic: str = "mean"
     samples: list[float] = field(default_factory=list)
+    #: Seconds per call of every chunk of every round, in order (for the tails).
+    chunk_s: list[float] = field(default_factory=list)
     steady_compile: CompileLog = field(default_factory=CompileLog)
 
     @property
@@ -53,32 +73,72 @@ class Candidate:
         """Compilations after warm-up: each one means the callable was traced again."""
         return self.steady_compile.compilations
 
+    @property
+    def per_call_s(self) -> float:
+        """The statistic over all rounds: mean cost per call, or the median round."""
+        if not self.samples:
+            return math.nan
+        if self.statistic == "mean":
+            # Every round has the same number of calls, so the mean of the round means is
+            # the total time over the total calls.
+            return float(np.mean(self.samples))
+        return float(np.median(self.samples))
+
+    def tails(self) -> dict[str, Any]:
+        """Quantiles of the chunk times (seconds per call), so a stall shows whatever the
+        statistic. A chunk is `calls_per_chunk` calls: with one call per chunk (calls of
+        50 us and more) these are the quantiles of single calls."""
+        return tails_of(self.chunk_s, calls_per_chunk=self.group)
+
     def as_dict(self) -> dict[str, Any]:
         from ._stats import Summary
 
         return {
             "name": self.name,
             "instrument": self.instrument.describe(),
+            "statistic": self.statistic,
+            "per_call_s": self.per_call_s,
             "iterations_per_round": self.iterations,
             "calls_per_chunk": self.group,
             "first_call_s": self.first_call_s,
             "compile": self.first_compile.as_dict(),
             "retraces": self.retraces,
             "stats": Summary.of(self.samples).as_dict(),
+            "tails": self.tails(),
             "samples_s": list(self.samples),
         }
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    # A collection inside a timed round charges one candidate for everyone's garbage.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+#: Quantiles reported as a candidate's tails (and a training loop's step times).
+TAIL_QUANTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0))
+
+
+def tails_of(seconds: list[float] | tuple[float, ...], **extra: Any) -> dict[str, Any]:
+    """`{"p50", "p90", "p99", "max", "count"}` of `seconds` (None where there are none)."""
+    x = np.asarray(seconds, dtype=float)
+    out: dict[str, Any] = {key: None for key, _ in TAIL_QUANTILES}
+    out["max"] = None
+    if x.size:
+        for (key, _), value in zip(
+            TAIL_QUANTILES, np.percentile(x, [q for _, q in TAIL_QUANTILES])
+        ):
+            out[key] = float(value)
+        out["max"] = float(x.max())
+    return {**out, "count": int(x.size), **extra}
+
+
+def _warn_if_lazy(name: str, out: Any) -> None:
+    # A generator's body runs only when iterated: timing its creation would report the cost
+    # of making a generator (nanoseconds), not of the work it stands for.
+    if inspect.isgenerator(out) or inspect.isasyncgen(out) or inspect.iscoroutine(out):
+        warnings.warn(
+            PerfWarning(
+                f"`{name}` returned a {type(out).__name__}: only its creation is timed, not "
+                "the work it would do when consumed. Return the result instead (e.g. "
+                "`lambda: list(gen())`)."
+            ),
+            stacklevel=4,
+        )
 
 
 class Engine:
@@ -88,6 +148,8 @@ class Engine:
         self.settings = settings
         self._device_lock = device_lock
         self.spent_s = 0.0
+        #: Wall time of every round so far (what a further round is predicted from).
+        self.round_walls: list[float] = []
 
     def lock(self):
         """Held around every timed section, so parallel workers never overlap on a device."""
@@ -104,7 +166,9 @@ class Engine:
             chosen = select_instrument(out, instrument or self.settings.instrument)
             chosen.wait(out)
             first_call_s = time.perf_counter() - start
+        _warn_if_lazy(name, out)
         cand = Candidate(name, fn, chosen, first_call_s, first_log)
+        cand.statistic = self.settings.statistic
         # Warm-up: repeat until `warmup_s` has passed (at least twice) so caches, allocators
         # and lazy initialisation settle; the calls' mean calibrates the round length.
         calls, elapsed, restarts = 0, 0.0, 0
@@ -123,28 +187,56 @@ class Engine:
             elapsed += seconds
             calls += 1
         per_call = max(elapsed / calls, 1e-9)
+        s = self.settings
         cand.group = max(1, math.ceil(CHUNK_S / per_call))
-        cand.chunks = max(1, round(self.settings.target_round_s / (cand.group * per_call)))
+        # Calls per round: `target_round_s` worth, but at least `min_round_calls` as long as
+        # that fits in `max_round_s` (so a round's mean sees the workload's periodic slow
+        # calls, e.g. one in ten, instead of landing between them).
+        calls = max(
+            s.target_round_s / per_call,
+            min(s.min_round_calls, math.floor(s.max_round_s / per_call)),
+        )
+        cand.chunks = max(1, round(calls / cand.group))
         return cand
 
-    def run_rounds(self, candidates: list[Candidate], rounds: int) -> None:
-        """Run `rounds` interleaved rounds, rotating the order each round."""
+    def run_rounds(
+        self, candidates: list[Candidate], rounds: int, *, within_budget: bool = False
+    ) -> None:
+        """Run `rounds` interleaved rounds, rotating the order each round.
+
+        `within_budget`: stop early (between rounds) once the next round would end past the
+        budget, so a batch that was predicted to fit cannot overrun it when calls slow down.
+        """
         n = len(candidates)
         for _ in range(rounds):
+            if within_budget and self.spent_s + self.round_seconds() > self.settings.budget_s:
+                return
             take_turn()
             start_index = len(candidates[0].samples) % n
             order = candidates[start_index:] + candidates[:start_index]
             round_start = time.perf_counter()
             for cand in order:
-                with compile_log() as log, _gc_paused():
+                gc.collect(0)
+                with compile_log() as log:
                     per_call = cand.instrument.time_chunks(cand.fn, cand.chunks, cand.group)
-                cand.samples.append(statistics.median(per_call))
+                cand.chunk_s.extend(per_call)
+                if cand.statistic == "mean":
+                    cand.samples.append(math.fsum(per_call) / len(per_call))
+                else:
+                    cand.samples.append(statistics.median(per_call))
                 cand.steady_compile.merge(log)
-            self.spent_s += time.perf_counter() - round_start
+            wall = time.perf_counter() - round_start
+            self.round_walls.append(wall)
+            self.spent_s += wall
 
-    def round_seconds(self, candidates: list[Candidate]) -> float:
-        """Expected wall time of one round, from the samples so far."""
-        return sum((c.samples[-1] if c.samples else 0.0) * c.iterations for c in candidates)
+    def round_seconds(self, candidates: list[Candidate] | None = None) -> float:
+        """Expected wall time of one more round: the slowest of the last few rounds.
+
+        From measured round walls (overheads and slow calls included), not from a per-call
+        statistic, so a batch predicted to fit the budget does fit it.
+        """
+        del candidates  # kept for callers that pass them; the walls already cover them all
+        return max(self.round_walls[-4:], default=0.0)
 
     def can_afford(self, candidates: list[Candidate], rounds: int) -> bool:
         return self.spent_s + rounds * self.round_seconds(candidates) <= self.settings.budget_s
@@ -162,5 +254,5 @@ class Engine:
             want //= 2
         if want < 2:
             return False
-        self.run_rounds(candidates, want)
+        self.run_rounds(candidates, want, within_budget=True)
         return True

@@ -19,3 +19,7 @@ class PerfInconclusive(PerfFailure):
     Never a pass: an undecided claim is reported as its own kind of failure, so a noisy
     machine shows up as "inconclusive" rather than as a silent pass or a false regression.
     """
+
+
+class PerfWarning(UserWarning):
+    """A measurement that runs but may not measure what was meant (e.g. a lazy result)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ from ._comparison import Comparison, compare
 from ._engine import Candidate, Engine
 from ._format import fmt_seconds
 from ._scaling import ScalingFit, assert_scaling
-from ._settings import Settings
+from ._settings import Settings, check_statistic
 from ._steps import StepStats, check_retraces, run_steps
 
 
@@ -24,10 +25,25 @@ class Measurement:
     unit: str | None
 
     @property
+    def per_call_s(self) -> float:
+        """Seconds per call by the measurement's statistic (default: the mean cost)."""
+        return self.candidate.per_call_s
+
+    @property
+    def statistic(self) -> str:
+        return self.candidate.statistic
+
+    @property
     def median_s(self) -> float:
+        """Median over rounds of the per-round samples."""
         import numpy as np
 
         return float(np.median(self.candidate.samples))
+
+    @property
+    def tails(self) -> dict[str, Any]:
+        """p50/p90/p99/max of the chunk times (seconds per call)."""
+        return self.candidate.tails()
 
     @property
     def min_s(self) -> float:
@@ -39,17 +55,22 @@ class Measurement:
 
     @property
     def per_unit_s(self) -> float | None:
-        return None if self.per is None else self.median_s / self.per
+        return None if self.per is None else self.per_call_s / self.per
 
     @property
     def rounds(self) -> int:
         return len(self.candidate.samples)
 
     def __str__(self) -> str:
-        text = f"{self.name}: median {fmt_seconds(self.median_s)}"
+        text = f"{self.name}: {self.statistic} {fmt_seconds(self.per_call_s)}/call"
         if self.per is not None:
             text += f" ({fmt_seconds(self.per_unit_s)}/{self.unit or 'unit'})"
-        return text + f" over {self.rounds} rounds, first call {fmt_seconds(self.first_call_s)}"
+        t = self.tails
+        return (
+            text + f" over {self.rounds} rounds (p50 {fmt_seconds(t['p50'])}, p99 "
+            f"{fmt_seconds(t['p99'])}, max {fmt_seconds(t['max'])}), first call "
+            f"{fmt_seconds(self.first_call_s)}"
+        )
 
 
 class Perf:
@@ -71,10 +92,13 @@ class Perf:
         self._device_lock = device_lock
         self._sink = sink
 
-    def _new_engine(self) -> Engine:
+    def _new_engine(self, statistic: str | None = None) -> Engine:
         # A fresh engine per call: the budget is per comparison (or measurement), so a
         # test's second comparison does not inherit what the first one spent.
-        return Engine(self.settings, self._device_lock)
+        settings = self.settings
+        if statistic is not None:
+            settings = dataclasses.replace(settings, statistic=check_statistic(statistic))
+        return Engine(settings, self._device_lock)
 
     def _emit(self, kind: str, name: str, **payload: Any) -> None:
         self._sink(
@@ -95,14 +119,16 @@ class Perf:
         per: float | None = None,
         unit: str | None = None,
         instrument: str | None = None,
+        statistic: str | None = None,
     ) -> Measurement:
         """Time `fn()` alone: first call, warm-up, then calibrated rounds.
 
-        `per=74, unit="leaf"` also reports the time per leaf.
+        `per=74, unit="leaf"` also reports the time per leaf. `statistic` is what a round's
+        sample is: `"mean"` cost per call (default, slow calls included) or `"median"` chunk.
         """
         if per is not None and not per > 0:
             raise ValueError(f"`per` must be > 0, got {per!r}.")
-        engine = self._new_engine()
+        engine = self._new_engine(statistic)
         with engine.lock():
             cand = engine.prepare(name, fn, instrument)
             engine.run_rounds([cand], engine.settings.min_rounds)
@@ -110,22 +136,31 @@ class Perf:
             while engine.spent_s - start < engine.settings.measure_s and engine.can_afford(
                 [cand], 1
             ):
-                engine.run_rounds([cand], max(1, len(cand.samples) // 2))
+                engine.run_rounds([cand], max(1, len(cand.samples) // 2), within_budget=True)
         m = Measurement(name, cand, per, unit)
         self._emit(
             "measure", name, per=per, unit=unit, per_unit_s=m.per_unit_s, candidate=cand.as_dict()
         )
         return m
 
-    def compare(self, *, instrument: str | None = None, **fns: Callable[[], Any]) -> Comparison:
+    def compare(
+        self,
+        *,
+        instrument: str | None = None,
+        statistic: str | None = None,
+        **fns: Callable[[], Any],
+    ) -> Comparison:
         """Time the named callables interleaved, round by round. Returns a `Comparison`.
 
         `min_rounds` rounds run now; assertions on the comparison add rounds until decided.
+        `statistic`: `"mean"` cost per call (default: what a user pays, slow calls included)
+        or `"median"` chunk (the typical call); see `Ratio`.
         """
         record: dict[str, Any] = {"candidates": [], "verdicts": []}
         cmp = compare(
             settings=self.settings,
             instrument=instrument,
+            statistic=statistic,
             device_lock=self._device_lock,
             on_verdict=record["verdicts"].append,
             **fns,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._settings import Settings
+from ._settings import STATISTICS, Settings
 from .instruments import instrument_names
 
 
@@ -194,12 +194,14 @@ class PerfConfig:
             overrides["min_rounds"] = marker.rounds
         if marker.instrument is not None:
             overrides["instrument"] = marker.instrument
+        if marker.statistic is not None:
+            overrides["statistic"] = marker.statistic
         return Settings.quick(**overrides) if self.quick else Settings(**overrides)
 
 
 @dataclass(frozen=True)
 class PerfMarkerOptions:
-    """Keywords of `@pytest.mark.perf(budget=..., rounds=..., instrument=...)`."""
+    """Keywords of `@pytest.mark.perf(budget=..., rounds=..., instrument=..., statistic=...)`."""
 
     budget: float | None = None
     """Seconds of timed rounds per comparison in this test (overrides --perf-budget)."""
@@ -207,6 +209,8 @@ class PerfMarkerOptions:
     """Rounds before the first look at the data (the fewest any measurement runs)."""
     instrument: str | None = None
     """Force an instrument: one of `perfsuite.instruments.InstrumentName`."""
+    statistic: str | None = None
+    """Per-round sample of the test's measurements: `mean` (default) or `median`."""
 
     @classmethod
     def from_pytest_item(cls, item: pytest.Item) -> PerfMarkerOptions:
@@ -215,10 +219,11 @@ class PerfMarkerOptions:
             return cls()
         if marker.args:
             raise ValueError(
-                f"perf marker takes keyword arguments only (budget, rounds, instrument), "
+                f"perf marker takes keyword arguments only (budget, rounds, instrument, "
+                f"statistic), "
                 f"got positional {marker.args!r}."
             )
-        known = {"budget", "rounds", "instrument"}
+        known = {"budget", "rounds", "instrument", "statistic"}
         unknown = sorted(set(marker.kwargs) - known)
         if unknown:
             raise ValueError(
@@ -241,4 +246,9 @@ class PerfMarkerOptions:
             raise ValueError(
                 f"perf marker `instrument` must be one of {instrument_names()}, got {instrument!r}."
             )
-        return cls(budget=budget, rounds=rounds, instrument=instrument)
+        statistic = marker.kwargs.get("statistic")
+        if statistic is not None and statistic not in STATISTICS:
+            raise ValueError(
+                f"perf marker `statistic` must be one of {list(STATISTICS)}, got {statistic!r}."
+            )
+        return cls(budget=budget, rounds=rounds, instrument=instrument, statistic=statistic)

@@ -8,20 +8,68 @@ from typing import Any
 from ._format import fmt_seconds
 
 
-HEADER = ("measurement", "median", "min", "per unit", "rounds", "first call", "result")
+HEADER = (
+    "measurement",
+    "per call",
+    "p50",
+    "p90",
+    "p99",
+    "max",
+    "per unit",
+    "rounds",
+    "first call",
+    "result",
+)
+
+
+def _row(
+    label: str,
+    per_call: float | None = None,
+    tails: dict[str, Any] | None = None,
+    per_unit: str = "",
+    rounds: Any = "",
+    first: float | None = None,
+    result: str = "",
+    statistic: str | None = None,
+) -> tuple[str, ...]:
+    """One table row; `per call` is the measurement's statistic (the mean cost by default,
+    marked when it is another), the tails are of chunk (or step) times."""
+    tails = tails or {}
+    cost = "" if per_call is None else fmt_seconds(per_call)
+    if cost and statistic and statistic != "mean":
+        cost += f" ({statistic})"
+    return (
+        label,
+        cost,
+        *(fmt_seconds(tails[k]) if tails.get(k) is not None else "" for k in _TAILS),
+        per_unit,
+        str(rounds),
+        "" if first is None else fmt_seconds(first),
+        result,
+    )
+
+
+_TAILS = ("p50", "p90", "p99", "max")
+
+
+def _per_call(entry: dict[str, Any]) -> float | None:
+    # Documents written before the mean became the statistic carry only the round stats.
+    if entry.get("per_call_s") is not None:
+        return entry["per_call_s"]
+    return entry.get("stats", {}).get("median")
 
 
 def _candidate_row(label: str, cand: dict[str, Any], per_unit: str = "") -> tuple[str, ...]:
-    stats = cand.get("stats", {})
     retraces = cand.get("retraces", 0)
-    return (
+    return _row(
         label,
-        fmt_seconds(stats.get("median")),
-        fmt_seconds(stats.get("min")),
+        _per_call(cand),
+        cand.get("tails"),
         per_unit,
-        str(stats.get("rounds", "")),
-        fmt_seconds(cand.get("first_call_s")),
+        cand.get("stats", {}).get("rounds", ""),
+        cand.get("first_call_s"),
         f"{retraces} retraces" if retraces else "",
+        cand.get("statistic"),
     )
 
 
@@ -43,28 +91,25 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
             for v in comparison["verdicts"]:
                 r = v["ratio"]
                 out.append(
-                    (
+                    _row(
                         f"  {v['assertion']}({r['a']} vs {r['b']})",
-                        "",
-                        "",
-                        "",
-                        str(r["rounds"]),
-                        "",
-                        f"{r['estimate']:.3g}x [{r['low']:.3g}, {r['high']:.3g}] {v['verdict']}",
+                        rounds=r["rounds"],
+                        result=f"{r['estimate']:.3g}x [{r['low']:.3g}, {r['high']:.3g}] "
+                        f"{v['verdict']}",
                     )
                 )
         elif kind == "steps":
-            s = m["steps"]
-            stats = s["stats"]
+            st = m["steps"]
+            stats = st["stats"]
             out.append(
-                (
+                _row(
                     mid,
-                    fmt_seconds(stats["median"]),
-                    fmt_seconds(stats["min"]),
+                    _per_call(st),
+                    st.get("tails"),
                     f"{stats['steps_per_s']:.3g} steps/s",
-                    str(stats["rounds"]),
-                    fmt_seconds(s["first_step_s"]),
-                    f"{s['retraces']} retraces",
+                    stats["rounds"],
+                    st["first_step_s"],
+                    f"{st['retraces']} retraces",
                 )
             )
         elif kind == "scaling":
@@ -73,35 +118,26 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                 f["sizes"], f["median_s"], f["per_unit_s"] or [None] * len(f["sizes"])
             ):
                 per_text = "" if per is None else f"{fmt_seconds(per)}/{f.get('unit') or 'unit'}"
-                out.append(
-                    (f"{mid}[{size:g}]", fmt_seconds(med), "", per_text, str(f["rounds"]), "", "")
-                )
+                out.append(_row(f"{mid}[{size:g}]", med, per_unit=per_text, rounds=f["rounds"]))
             out.append(
-                (
+                _row(
                     f"  scaling({f['law']})",
-                    "",
-                    "",
-                    "",
-                    str(f["rounds"]),
-                    "",
-                    f"slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}] {m['verdict']}",
+                    rounds=f["rounds"],
+                    result=f"slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}] "
+                    f"{m['verdict']}",
                 )
             )
         elif kind == "record":
-            out.append((mid, "", "", "", "", "", f"{m['value']:.4g} {m['unit']}"))
+            out.append(_row(mid, result=f"{m['value']:.4g} {m['unit']}"))
         # One verdict per series: a comparison has one per candidate (`baselines`).
         several = len(m.get("baselines", [])) > 1
         for b in m["baselines"] if several else [m["baseline"]] if "baseline" in m else []:
             which = f" ({b['series'].rsplit('::', 1)[-1]})" if several else ""
             out.append(
-                (
+                _row(
                     f"  vs baseline {b.get('name', '')}{which}",
-                    "",
-                    "",
-                    "",
-                    str(b.get("rounds", "")),
-                    "",
-                    f"{b['ratio']:.3g}x [{b['low']:.3g}, {b['high']:.3g}] {b['verdict']}",
+                    rounds=b.get("rounds", ""),
+                    result=f"{b['ratio']:.3g}x [{b['low']:.3g}, {b['high']:.3g}] {b['verdict']}",
                 )
             )
     return out

@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+#: What one round's sample of a candidate is (`statistic=`): `mean` is the total time of the
+#: round's calls divided by the calls, i.e. what a user pays per call, slow calls included;
+#: `median` is the median over the round's chunks, for claims about the *typical* call.
+STATISTICS = ("mean", "median")
+
+
+def check_statistic(value: object, arg: str = "statistic") -> str:
+    """`value` if it names a statistic, else a `ValueError` naming `arg` and the choices."""
+    if value not in STATISTICS:
+        raise ValueError(f"`{arg}` must be one of {list(STATISTICS)}, got {value!r}.")
+    return value  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class Settings:
     """How long and how carefully to measure. Built per test from config + marker."""
@@ -23,10 +36,29 @@ class Settings:
     level: float = 0.99
     #: Forced instrument name, or None for automatic selection.
     instrument: str | None = None
+    #: Per-round sample of each candidate: one of `STATISTICS`.
+    statistic: str = "mean"
+    #: Fewest calls in one candidate's share of a round (while it stays under `max_round_s`):
+    #: a round's mean sees a slow call that comes once in every few calls only if the round
+    #: holds several such stretches, whatever `target_round_s` gives for a slow callable.
+    min_round_calls: int = 20
+    #: Longest share of a round that `min_round_calls` may ask for (slower callables get
+    #: fewer calls per round, down to one).
+    max_round_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        check_statistic(self.statistic)
 
     @classmethod
     def quick(cls, **overrides) -> Settings:
         """`--perf-quick`: shorter everything, same confidence level (verdicts stay honest)."""
-        base = dict(budget_s=5.0, min_rounds=8, target_round_s=0.005, warmup_s=0.02, measure_s=0.2)
+        base = dict(
+            budget_s=5.0,
+            min_rounds=8,
+            target_round_s=0.005,
+            warmup_s=0.02,
+            measure_s=0.2,
+            max_round_s=0.1,
+        )
         base.update(overrides)
         return cls(**base)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._compile import CompileLog, compile_log
-from ._engine import Engine
+from ._engine import Engine, tails_of
 from ._errors import PerfFailure
 from ._format import fmt_seconds
 from ._turns import take_turn
@@ -50,12 +50,20 @@ class StepStats:
 
     @property
     def steps_per_s(self) -> float:
-        return 1.0 / self.median_s
+        """Throughput a training run gets: steps over their total time (slow steps included)."""
+        return 1.0 / self.mean_s
+
+    @property
+    def tails(self) -> dict[str, Any]:
+        """p50/p90/p99/max of the step times: a stall shows even where the mean hides it."""
+        return tails_of(self.times_s)
 
     def __str__(self) -> str:
+        t = self.tails
         return (
-            f"{self.name}: median {fmt_seconds(self.median_s)}/step (IQR {fmt_seconds(self.iqr_s)}) "
-            f"over {len(self.times_s)} steps, first step {fmt_seconds(self.first_step_s)}, "
+            f"{self.name}: mean {fmt_seconds(self.mean_s)}/step (p50 {fmt_seconds(t['p50'])}, "
+            f"p99 {fmt_seconds(t['p99'])}, max {fmt_seconds(t['max'])}) over "
+            f"{len(self.times_s)} steps, first step {fmt_seconds(self.first_step_s)}, "
             f"{self.retraces} retraces"
         )
 
@@ -75,6 +83,9 @@ class StepStats:
                 "rounds": len(self.times_s),
                 "steps_per_s": self.steps_per_s,
             },
+            "statistic": "mean",
+            "per_call_s": self.mean_s,
+            "tails": self.tails,
             "samples_s": list(self.times_s),
         }
 

@@ -37,9 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "perf(budget=None, rounds=None, instrument=None): a performance test, run with --perf; "
-        "budget in seconds per comparison, rounds before the first look, instrument to force "
-        "one of auto/host/jax/torch-cuda/cuda-events.",
+        "perf(budget=None, rounds=None, instrument=None, statistic=None): a performance test, "
+        "run with --perf; budget in seconds per comparison, rounds before the first look, "
+        "instrument to force one of auto/host/jax/torch-cuda/cuda-events, statistic of each "
+        "round: 'mean' cost per call (default) or 'median' chunk (the typical call).",
     )
     cfg = PerfConfig.from_pytest_config(config)
     config.stash[perf_config_key] = cfg

@@ -53,7 +53,10 @@ def test_report_markdown_with_plots(pytester: pytest.Pytester, capsys) -> None:
     assert md.startswith("## perfsuite results")
     assert "### `test_inner.py::test_all`" in md
     assert "### `test_inner.py::test_compare`" in md
-    assert "| measurement | median | min | per unit | rounds | first call | result |" in md
+    assert (
+        "| measurement | per call | p50 | p90 | p99 | max | per unit | rounds | first call | result |"
+        in md
+    )
     assert "/item |" in md  # per-unit time
     assert "steps/s" in md
     assert "scaling(linear)" in md
@@ -73,7 +76,7 @@ def test_report_text_to_stdout(pytester: pytest.Pytester, capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("machine ")
     assert "test_inner.py::test_all::sum" in out
-    assert "median" in out
+    assert "per call" in out and "p99" in out
     assert not list((pytester.path / "out").glob("*.png"))
 
 

@@ -38,7 +38,7 @@ def test_steps_counts_retraces_and_max_retraces_fails_with_them(run_perf, pytest
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*`steps` changing: median *step*over 4 steps, first step *, 4 retraces; required at most 0 retraces*"
+            "*`steps` changing: mean *step (p50 *, p99 *, max *) over 4 steps, first step *, 4 retraces; required at most 0 retraces*"
         ]
     )
     by_name = {m["name"]: m for m in doc["measurements"]}
