@@ -76,7 +76,8 @@ def test_report_text_to_stdout(pytester: pytest.Pytester, capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("machine ")
     assert "test_inner.py::test_all::sum" in out
-    assert "per call" in out and "p99" in out
+    assert "per call" in out
+    assert "p99" in out
     assert not list((pytester.path / "out").glob("*.png"))
 
 

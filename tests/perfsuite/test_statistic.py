@@ -99,7 +99,8 @@ def test_garbage_collection_is_left_on_inside_timed_calls():
         seen.append(gc.isenabled())
 
     compare(settings=Settings(budget_s=1.0, min_rounds=2), a=fn, b=fn)
-    assert seen and all(seen)
+    assert seen
+    assert all(seen)
 
 
 def test_a_round_holds_at_least_min_round_calls_while_under_max_round_s():
@@ -136,7 +137,7 @@ def test_a_callable_returning_a_generator_gets_a_warning():
 
 def test_tails_of_reports_quantiles_and_max():
     t = tails_of([1.0] * 98 + [5.0, 9.0])
-    assert t["p50"] == 1.0 and t["max"] == 9.0 and t["count"] == 100
+    assert (t["p50"], t["max"], t["count"]) == (1.0, 9.0, 100)
     assert 1.0 < t["p99"] <= 9.0
     assert tails_of([])["max"] is None
 
@@ -172,7 +173,8 @@ def test_median(perf):
     cand = measure["candidate"]
     assert cand["statistic"] == "mean"
     assert set(cand["tails"]) >= {"p50", "p90", "p99", "max", "count"}
-    assert cand["tails"]["max"] > 0.012 and cand["tails"]["p50"] < 0.0015
+    assert cand["tails"]["max"] > 0.012
+    assert cand["tails"]["p50"] < 0.0015
     assert steps["steps"]["tails"]["max"] > 0.012
     assert typical["candidate"]["statistic"] == "median"
     result.stdout.fnmatch_lines(["*measurement*per call*p50*p90*p99*max*", "*::typical*(median)*"])
