@@ -61,6 +61,9 @@ class Candidate:
     samples: list[float] = field(default_factory=list)
     #: Seconds per call of every chunk of every round, in order (for the tails).
     chunk_s: list[float] = field(default_factory=list)
+    #: Calls in each timed chunk (`group`, or the whole round for instruments that time a
+    #: round as one piece).
+    calls_per_timed_chunk: int = 1
     steady_compile: CompileLog = field(default_factory=CompileLog)
 
     @property
@@ -88,7 +91,7 @@ class Candidate:
         """Quantiles of the chunk times (seconds per call), so a stall shows whatever the
         statistic. A chunk is `calls_per_chunk` calls: with one call per chunk (calls of
         50 us and more) these are the quantiles of single calls."""
-        return tails_of(self.chunk_s, calls_per_chunk=self.group)
+        return tails_of(self.chunk_s, calls_per_chunk=self.calls_per_timed_chunk)
 
     def as_dict(self) -> dict[str, Any]:
         from ._stats import Summary
@@ -220,6 +223,8 @@ class Engine:
                 with compile_log() as log:
                     per_call = cand.instrument.time_chunks(cand.fn, cand.chunks, cand.group)
                 cand.chunk_s.extend(per_call)
+                # CUDA events time a whole round as one chunk: say what a tail is made of.
+                cand.calls_per_timed_chunk = cand.iterations // len(per_call)
                 if cand.statistic == "mean":
                     cand.samples.append(math.fsum(per_call) / len(per_call))
                 else:

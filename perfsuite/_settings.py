@@ -44,7 +44,7 @@ class Settings:
     min_round_calls: int = 20
     #: Longest share of a round that `min_round_calls` may ask for (slower callables get
     #: fewer calls per round, down to one).
-    max_round_s: float = 0.25
+    max_round_s: float = 0.05
 
     def __post_init__(self) -> None:
         check_statistic(self.statistic)
@@ -58,7 +58,7 @@ class Settings:
             target_round_s=0.005,
             warmup_s=0.02,
             measure_s=0.2,
-            max_round_s=0.1,
+            max_round_s=0.025,
         )
         base.update(overrides)
         return cls(**base)

@@ -1,10 +1,13 @@
 """Statistical calibration of perfsuite's verdicts (rerunnable; not part of the test run).
 
-Three scenarios, each over many independent trials on this machine, through the same engine
-and assertions a perf test uses:
+Five scenarios, each over many independent trials on this machine, through the same engine
+and assertions a perf test uses (default statistic: the mean cost per call):
   * true speedup ~6x, `assert_speedup(at_least=5)`: must pass (goal: <= 0.1% failures);
   * true speedup ~4x, `assert_speedup(at_least=5)`: must fail (goal: >= 99% failures);
-  * A/A (identical work), `assert_no_slower(tolerance=0.05)`: false failures (goal: low).
+  * A/A (identical work), `assert_no_slower(tolerance=0.05)`: false failures (goal: low);
+  * stalls (one call in ten sleeps 15 ms, the others 1 ms: mean 2.4 ms) against a steady 1 ms,
+    `assert_no_slower(tolerance=0.05)`: must fail (the median of chunks passed it);
+  * a steady 1.05x slowdown, `assert_no_slower(tolerance=0.01)`: must not pass.
 The work is a deterministic pure-Python loop, so the true ratio is the ratio of loop counts
 (checked once per run with a long side-by-side measurement and printed). Rates are printed
 with 95% Wilson intervals, and optionally written as Markdown.
@@ -15,8 +18,10 @@ with 95% Wilson intervals, and optionally written as Markdown.
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import sys
+import time
 
 from perfsuite._comparison import compare
 from perfsuite._errors import PerfFailure, PerfInconclusive
@@ -64,11 +69,46 @@ def work(k: int):
     return fn
 
 
+def stalling():
+    """One call in ten sleeps 15 ms, the others 1 ms (issue 12's example)."""
+    counter = itertools.count()
+
+    def fn():
+        time.sleep(0.015 if next(counter) % 10 == 9 else 0.001)
+
+    return fn
+
+
+def sleeping():
+    def fn():
+        time.sleep(0.001)
+
+    return fn
+
+
+def spinning(n: int):
+    def fn():
+        s = 0
+        for i in range(n):
+            s ^= i
+        return s
+
+    return fn
+
+
 def trial(kind: str, factor: int, settings: Settings) -> tuple[str, float, int]:
-    cmp = compare(settings=settings, fast=work(1), ref=work(factor))
+    if kind == "stall":
+        fast, ref = stalling(), sleeping()
+    elif kind == "slow5":
+        fast, ref = spinning(21_000), spinning(20_000)
+    else:
+        fast, ref = work(1), work(factor)
+    cmp = compare(settings=settings, fast=fast, ref=ref)
     try:
         if kind == "speedup":
             r = cmp.assert_speedup("fast", over="ref", at_least=5.0)
+        elif kind == "slow5":
+            r = cmp.assert_no_slower("fast", than="ref", tolerance=0.01)
         else:
             r = cmp.assert_no_slower("fast", than="ref", tolerance=0.05)
         outcome = "pass"
@@ -86,8 +126,22 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="use --perf-quick settings")
     parser.add_argument("--markdown", default=None, help="write the table to this file")
+    parser.add_argument(
+        "--statistic", default="mean", choices=["mean", "median"], help="per-round statistic"
+    )
+    parser.add_argument(
+        "--extra-trials",
+        type=int,
+        default=None,
+        help="trials of the stall and 1.05x scenarios (each ~1 s); default: --trials",
+    )
     args = parser.parse_args(argv)
-    settings = Settings.quick() if args.quick else Settings()
+    settings = (
+        Settings.quick(statistic=args.statistic)
+        if args.quick
+        else Settings(statistic=args.statistic)
+    )
+    extra = args.trials if args.extra_trials is None else args.extra_trials
 
     # Ground truth for the loop-count ratios, from one long interleaved measurement.
     truth = {
@@ -98,35 +152,44 @@ def main(argv=None) -> int:
     }
 
     scenarios = [
-        ("speedup ~6x, at_least=5", "speedup", FACTOR_6X, "pass", "<= 0.1% failures"),
-        ("speedup ~4x, at_least=5", "speedup", FACTOR_4X, "fail", ">= 99% failures"),
-        ("A/A, no_slower(tolerance=0.05)", "no_slower", 1, "pass", "false failures low"),
+        ("speedup ~6x, at_least=5", "speedup", FACTOR_6X, "pass", "<= 0.1% failures", args.trials),
+        ("speedup ~4x, at_least=5", "speedup", FACTOR_4X, "fail", ">= 99% failures", args.trials),
+        ("A/A, no_slower(tolerance=0.05)", "no_slower", 1, "pass", "false failures low", args.trials),
+        ("stalls 1 in 10 vs steady, no_slower(0.05)", "stall", 1, "fail", "always fails", extra),
+        ("steady 1.05x slower, no_slower(0.01)", "slow5", 1, "fail", "never passes", extra),
     ]
     lines = [
         f"machine: {platform.node()} {machine_fingerprint()['cpu_model']} x{machine_fingerprint()['cores']}, "
         f"python {platform.python_version()}, settings: {'quick' if args.quick else 'default'} "
-        f"(level {settings.level}, min_rounds {settings.min_rounds}, budget {settings.budget_s} s)",
+        f"(statistic {settings.statistic}, level {settings.level}, min_rounds "
+        f"{settings.min_rounds}, min_round_calls {settings.min_round_calls}, budget "
+        f"{settings.budget_s} s)",
         f"true ratios (40 interleaved rounds): ~6x -> {truth[FACTOR_6X]:.3f}, ~4x -> {truth[FACTOR_4X]:.3f}, A/A -> {truth[1]:.3f}",
         "",
         "| scenario | trials | pass | fail | inconclusive | wrong verdicts (95% Wilson) | goal | median rounds | mean s/trial |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, kind, factor, expected, goal in scenarios:
+    for label, kind, factor, expected, goal, trials in scenarios:
+        if trials == 0:
+            continue
         counts = {"pass": 0, "fail": 0, "inconclusive": 0}
         rounds, seconds = [], []
-        for i in range(args.trials):
+        for i in range(trials):
             outcome, spent, n = trial(kind, factor, settings)
             counts[outcome] += 1
             rounds.append(n)
             seconds.append(spent)
             if (i + 1) % 50 == 0:
-                print(f"  {label}: {i + 1}/{args.trials} {counts}", file=sys.stderr, flush=True)
-        wrong = args.trials - counts[expected]
-        lo, hi = wilson_interval(wrong, args.trials)
+                print(f"  {label}: {i + 1}/{trials} {counts}", file=sys.stderr, flush=True)
+        # "Must fail" scenarios: inconclusive is a failure of the test too (never a pass),
+        # so only a pass is a wrong verdict there.
+        right = counts[expected] + (counts["inconclusive"] if expected == "fail" else 0)
+        wrong = trials - right
+        lo, hi = wilson_interval(wrong, trials)
         rounds.sort()
         lines.append(
-            f"| {label} | {args.trials} | {counts['pass']} | {counts['fail']} | {counts['inconclusive']} | "
-            f"{wrong / args.trials:.2%} [{lo:.2%}, {hi:.2%}] | {goal} | {rounds[len(rounds) // 2]} | "
+            f"| {label} | {trials} | {counts['pass']} | {counts['fail']} | {counts['inconclusive']} | "
+            f"{wrong / trials:.2%} [{lo:.2%}, {hi:.2%}] | {goal} | {rounds[len(rounds) // 2]} | "
             f"{sum(seconds) / len(seconds):.2f} |"
         )
     text = "\n".join(lines)
