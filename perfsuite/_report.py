@@ -11,6 +11,15 @@ from ._format import fmt_seconds
 HEADER = ("measurement", "median", "min", "per unit", "rounds", "first call", "result")
 
 
+def _g(x: Any, spec: str) -> str:
+    """A derived number, or "n/a" where the file has null (unbounded, or undefined)."""
+    return "n/a" if x is None else format(x, spec)
+
+
+def _ratio(x: Any, low: Any, high: Any, spec: str = ".3g", suffix: str = "x") -> str:
+    return f"{_g(x, spec)}{suffix} [{_g(low, spec)}, {_g(high, spec)}]"
+
+
 def _candidate_row(label: str, cand: dict[str, Any], per_unit: str = "") -> tuple[str, ...]:
     stats = cand.get("stats", {})
     retraces = cand.get("retraces", 0)
@@ -50,7 +59,7 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                         "",
                         str(r["rounds"]),
                         "",
-                        f"{r['estimate']:.3g}x [{r['low']:.3g}, {r['high']:.3g}] {v['verdict']}",
+                        f"{_ratio(r['estimate'], r['low'], r['high'])} {v['verdict']}",
                     )
                 )
         elif kind == "steps":
@@ -61,7 +70,7 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                     mid,
                     fmt_seconds(stats["median"]),
                     fmt_seconds(stats["min"]),
-                    f"{stats['steps_per_s']:.3g} steps/s",
+                    f"{_g(stats['steps_per_s'], '.3g')} steps/s",
                     str(stats["rounds"]),
                     fmt_seconds(s["first_step_s"]),
                     f"{s['retraces']} retraces",
@@ -84,7 +93,7 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                     "",
                     str(f["rounds"]),
                     "",
-                    f"slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}] {m['verdict']}",
+                    f"slope {_ratio(f['slope'], f['low'], f['high'], '.2f', '')} {m['verdict']}",
                 )
             )
         elif kind == "record":
@@ -101,7 +110,7 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                     "",
                     str(b.get("rounds", "")),
                     "",
-                    f"{b['ratio']:.3g}x [{b['low']:.3g}, {b['high']:.3g}] {b['verdict']}",
+                    f"{_ratio(b['ratio'], b['low'], b['high'])} {b['verdict']}",
                 )
             )
     return out
@@ -161,22 +170,22 @@ def _failures(doc: dict[str, Any]) -> list[str]:
                     r = v["ratio"]
                     out.append(
                         f"{v['verdict']}: {m['id']} {v['assertion']}({r['a']} vs {r['b']}) "
-                        f"{r['estimate']:.3g}x [{r['low']:.3g}, {r['high']:.3g}] over "
+                        f"{_ratio(r['estimate'], r['low'], r['high'])} over "
                         f"{r['rounds']} rounds; {v['rule']}"
                     )
         elif m["kind"] == "scaling" and m.get("verdict") != "pass":
             f = m["scaling"]
             out.append(
-                f"{m.get('verdict')}: {m['id']} slope {f['slope']:.3f} [{f['low']:.3f}, "
-                f"{f['high']:.3f}] over {f['rounds']} rounds; `{f['law']}` expects "
-                f"{f['expected']:.3f} +/- {f['tolerance']:g}"
+                f"{m.get('verdict')}: {m['id']} slope {_ratio(f['slope'], f['low'], f['high'], '.3f', '')}"
+                f" over {f['rounds']} rounds; `{f['law']}` expects "
+                f"{_g(f['expected'], '.3f')} +/- {f['tolerance']:g}"
             )
         for b in m.get("baselines", []):
             if b["verdict"] in ("regression", "inconclusive"):
                 out.append(
-                    f"{b['verdict']} vs baseline: {b['series']} {b['ratio']:.3g}x "
-                    f"[{b['low']:.3g}, {b['high']:.3g}] ({b['rounds']} vs {b['baseline_rounds']} "
-                    f"rounds); limit {b['limit']:.3g}x"
+                    f"{b['verdict']} vs baseline: {b['series']} {_ratio(b['ratio'], b['low'], b['high'])} "
+                    f"({b['rounds']} vs {b['baseline_rounds']} "
+                    f"rounds); limit {_g(b['limit'], '.3g')}x"
                 )
     return out
 
