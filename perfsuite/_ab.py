@@ -262,6 +262,15 @@ def run_ab(
     revs = {"BASE": resolve_commit(repo, cfg.base, "BASE")}
     if cfg.head is not None:
         revs["HEAD"] = resolve_commit(repo, cfg.head, "HEAD")
+    # The working tree as HEAD measures uncommitted changes: say so, since the commit id
+    # alone would claim a revision that was not what ran.
+    dirty = cfg.head is None and bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
+    if dirty:
+        progress.update(
+            "perfsuite ab: HEAD is the working tree, dirty: uncommitted changes on top of "
+            f"{_git(repo, 'rev-parse', '--short=10', 'HEAD')} are measured too",
+            final=True,
+        )
     started = time.perf_counter()
     series: dict[str, Series] = {}
     warnings: list[str] = []
@@ -330,6 +339,7 @@ def run_ab(
         "head": {
             "rev": cfg.head or "(working tree)",
             "commit": revs.get("HEAD") or _git(repo, "rev-parse", "HEAD"),
+            "dirty": dirty,
         },
         "pytest_args": list(cfg.pytest_args),
         "rule": {

@@ -412,7 +412,8 @@ def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
     if not isinstance(measurements, list):
         raise SchemaError(f"{path}: `measurements` must be a list.")
     bad = f"{path}: corrupted results file:"
-    _check(doc, [("machine", "dict", False), ("machine.id", "str", False)], bad[:-1])
+    _check(doc, [("created", "str", True), ("machine", "dict", False)], bad[:-1])
+    _check(doc, [("machine.id", "str", False)], bad[:-1])
     _check(doc, [("commit", "dict?", False), ("session", "dict", False)], bad[:-1])
     for i, m in enumerate(measurements):
         if not isinstance(m, dict):

@@ -229,14 +229,46 @@ def _error(message: str) -> int:
     return 2
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured)
+        pass
+
+
+def _print(text: str) -> None:
+    """Print to stdout; a reader that stopped reading (`| head`) is not an error.
+
+    The rest of the command (writing `--json`, the exit code) goes on as if it had read all.
+    """
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `perfsuite` console script. Returns the exit code."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # anything else written to a closed pipe (e.g. stderr | head)
+        _silence_stdout()
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     own, rest = _split(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     try:
         args = parser.parse_args(own)
     except SystemExit as exc:  # argparse printed the message (naming the argument)
         return 2 if exc.code not in (0, None) else 0
+    except BrokenPipeError:  # `perfsuite --help | head`
+        _silence_stdout()
+        return 0
     if args.command != "ab" and rest:
         return _error(f"`{args.command}` takes no pytest arguments after `--`, got {rest!r}.")
     if args.command == "ab":
@@ -286,7 +318,7 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         return _error(str(exc))
     except KeyboardInterrupt:
         return _error("interrupted; no verdict.")
-    print(ab.render_text(doc))
+    _print(ab.render_text(doc))
     if args.json is not None:
         ab.write_json_report(args.json, doc)
     if args.markdown is not None:
@@ -298,7 +330,7 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
             with open(summary, "a") as fh:  # GitHub's step summary is appended to, by design
                 fh.write(md)
         else:
-            print(md)
+            _print(md)
     return doc["exit_code"]
 
 
@@ -324,7 +356,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.output is not None:
         write_atomic(args.output, text + "\n")
     else:
-        print(text)
+        _print(text)
     return 0
 
 
@@ -342,7 +374,7 @@ def _export_asv(args: argparse.Namespace) -> int:
     except AsvExportError as exc:
         return _error(str(exc))
     for path in written:
-        print(f"perfsuite export-asv: wrote {path}")
+        _print(f"perfsuite export-asv: wrote {path}")
     return 0
 
 
