@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from . import _ab_runs
 from ._ab_report import render_markdown, render_text, write_json_report  # noqa: F401
 from ._ab_runs import (  # noqa: F401  (re-exported)
     AbError,
@@ -388,7 +389,15 @@ def _run_batch(
         return [(j, orders[j], run_pair(cfg, j, orders[j], trees, out))]
     with ThreadPoolExecutor(max_workers=len(batch)) as pool:
         futures = {j: pool.submit(run_pair, cfg, j, orders[j], trees, out) for j in batch}
-        return [(j, orders[j], futures[j].result()) for j in batch]
+        try:
+            return [(j, orders[j], futures[j].result()) for j in batch]
+        except BaseException:
+            # Leaving the `with` waits for every thread: tell the other pairs to stop now.
+            _ab_runs.stopping.set()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            _ab_runs.stopping.clear()
 
 
 def _count(verdicts: list[Verdict]) -> str:

@@ -8,11 +8,14 @@ and the rule it broke.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._options import FailExpr, parse_fail, parse_seconds
 
@@ -278,6 +281,38 @@ def _main(argv: Sequence[str] | None) -> int:
     return _export_asv(args)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that the same `finally` blocks clean up."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into `_Terminated` while `perfsuite ab` runs.
+
+    By default these signals end the process at once: the running pytest processes would be
+    orphaned (blocked on their turns) and both git worktrees left registered. Raised as an
+    exception instead, they unwind through the code that kills the runs and removes the
+    worktrees, exactly as Ctrl-C does. A second one during that clean-up is ignored.
+    """
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+    def handler(signum: int, frame: Any) -> None:
+        for sig in wanted:
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Terminated(signal.Signals(signum).name)
+
+    try:
+        previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
     from . import _ab as ab
     from ._results import write_atomic
@@ -313,9 +348,12 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
     )
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:
-        doc = ab.run_ab(cfg, progress=progress)
+        with _terminate_as_interrupt():
+            doc = ab.run_ab(cfg, progress=progress)
     except ab.AbError as exc:
         return _error(str(exc))
+    except _Terminated as exc:
+        return _error(f"terminated by {exc}; no verdict (its runs and worktrees were removed).")
     except KeyboardInterrupt:
         return _error("interrupted; no verdict.")
     _print(ab.render_text(doc))
