@@ -204,8 +204,15 @@ def write_atomic(path: Path, text: str | bytes, *, exclusive: bool = False) -> N
         if exclusive:
             # A hard link is created atomically and only if the name is free, so two
             # sessions can never clobber each other's file, and no reader sees it half-done.
-            os.link(tmp, path)
-            os.unlink(tmp)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # no hard links on this file system: reserve the name instead
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
         else:
             os.replace(tmp, path)
     except BaseException:
@@ -324,6 +331,9 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("candidate", "dict", True),
         ("candidate.samples_s", "samples", True),
         ("candidate.stats", "dict", False),
+        ("candidate.stats.median", "num?", False),
+        ("candidate.stats.min", "num?", False),
+        ("candidate.stats.rounds", "int", False),
         ("candidate.first_call_s", "num?", False),
         ("candidate.retraces", "int", False),
         ("candidate.iterations_per_round", "int?", False),
@@ -369,6 +379,9 @@ _CANDIDATE_KEYS = [
     ("name", "str", True),
     ("samples_s", "samples", True),
     ("stats", "dict", False),
+    ("stats.median", "num?", False),
+    ("stats.min", "num?", False),
+    ("stats.rounds", "int", False),
     ("first_call_s", "num?", False),
     ("retraces", "int", False),
     ("iterations_per_round", "int?", False),

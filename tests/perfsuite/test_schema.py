@@ -146,6 +146,10 @@ BROKEN = {
         _break(3, lambda m: m["scaling"].__setitem__("median_s", [1e-3])),
         "`scaling.median_s` must have one value per size (3), got 1.",
     ),
+    "a median that is a string": (
+        _break(0, lambda m: m["candidate"]["stats"].__setitem__("median", "1 ms")),
+        "`candidate.stats.median` must be a number or null, got '1 ms'.",
+    ),
     "a steps count that is not an integer": (
         _break(2, lambda m: m["steps"]["stats"].__setitem__("rounds", "2")),
         "`steps.stats.rounds` must be an integer",
@@ -237,3 +241,24 @@ def test_written_documents_are_strict_json(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "1x [0, n/a] pass" in out
     assert "slope 1.00 [0.90, n/a] pass" in out
+
+
+def test_exclusive_writes_never_replace_a_file(tmp_path: Path, monkeypatch) -> None:
+    from perfsuite import _results
+
+    path = tmp_path / "r.json"
+    _results.write_atomic(path, "first", exclusive=True)
+    with pytest.raises(FileExistsError):
+        _results.write_atomic(path, "second", exclusive=True)
+    assert path.read_text() == "first"
+
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(_results.os, "link", no_links)  # e.g. a file system without them
+    _results.write_atomic(tmp_path / "s.json", "third", exclusive=True)
+    with pytest.raises(FileExistsError):
+        _results.write_atomic(path, "fourth", exclusive=True)
+    assert (tmp_path / "s.json").read_text() == "third"
+    assert path.read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "s.json"]
