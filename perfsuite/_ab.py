@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from . import _ab_runs
 from ._ab_report import render_markdown, render_text, write_json_report  # noqa: F401
 from ._ab_runs import (  # noqa: F401  (re-exported)
     AbError,
@@ -262,6 +263,15 @@ def run_ab(
     revs = {"BASE": resolve_commit(repo, cfg.base, "BASE")}
     if cfg.head is not None:
         revs["HEAD"] = resolve_commit(repo, cfg.head, "HEAD")
+    # The working tree as HEAD measures uncommitted changes: say so, since the commit id
+    # alone would claim a revision that was not what ran.
+    dirty = cfg.head is None and bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
+    if dirty:
+        progress.update(
+            "perfsuite ab: HEAD is the working tree, dirty: uncommitted changes on top of "
+            f"{_git(repo, 'rev-parse', '--short=10', 'HEAD')} are measured too",
+            final=True,
+        )
     started = time.perf_counter()
     series: dict[str, Series] = {}
     warnings: list[str] = []
@@ -330,6 +340,7 @@ def run_ab(
         "head": {
             "rev": cfg.head or "(working tree)",
             "commit": revs.get("HEAD") or _git(repo, "rev-parse", "HEAD"),
+            "dirty": dirty,
         },
         "pytest_args": list(cfg.pytest_args),
         "rule": {
@@ -378,7 +389,15 @@ def _run_batch(
         return [(j, orders[j], run_pair(cfg, j, orders[j], trees, out))]
     with ThreadPoolExecutor(max_workers=len(batch)) as pool:
         futures = {j: pool.submit(run_pair, cfg, j, orders[j], trees, out) for j in batch}
-        return [(j, orders[j], futures[j].result()) for j in batch]
+        try:
+            return [(j, orders[j], futures[j].result()) for j in batch]
+        except BaseException:
+            # Leaving the `with` waits for every thread: tell the other pairs to stop now.
+            _ab_runs.stopping.set()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            _ab_runs.stopping.clear()
 
 
 def _count(verdicts: list[Verdict]) -> str:

@@ -34,6 +34,11 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _dirty(doc: dict[str, Any], mark: str = "") -> str:
+    dirty = doc["head"].get("dirty")
+    return f" {mark}+ uncommitted changes (dirty){mark}" if dirty else ""
+
+
 HEADER = ("measurement", "per run", "BASE", "HEAD", "HEAD/BASE", "interval", "pairs", "verdict")
 _OVERALL = {0: "no regression", 1: "REGRESSION", 2: "error", 3: "INCONCLUSIVE"}
 
@@ -44,7 +49,7 @@ def render_text(doc: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
     lines = [
         f"perfsuite ab: BASE {doc['base']['rev']} ({doc['base']['commit'][:10]}) vs "
-        f"HEAD {doc['head']['rev']} ({doc['head']['commit'][:10]})",
+        f"HEAD {doc['head']['rev']} ({doc['head']['commit'][:10]}{_dirty(doc)})",
         "",
         *("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table[:1]),
         "  ".join("-" * w for w in widths),
@@ -66,7 +71,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"### perfsuite ab: {_OVERALL[doc['exit_code']]}",
         "",
         f"BASE `{doc['base']['rev']}` (`{doc['base']['commit'][:10]}`) vs HEAD "
-        f"`{doc['head']['rev']}` (`{doc['head']['commit'][:10]}`), interleaved processes.",
+        f"`{doc['head']['rev']}` (`{doc['head']['commit'][:10]}`{_dirty(doc, '**')}), "
+        "interleaved processes.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 
 class AbError(Exception):
     """`perfsuite ab` cannot give a verdict (bad revision, a run that crashed, no data)."""
+
+
+#: Set while `perfsuite ab` stops (interrupted, terminated, or a pair failed) with pairs
+#: running in other threads (`--jobs`): each stops and kills its runs, instead of running on.
+stopping = threading.Event()
 
 
 def run_statistics(doc: dict[str, Any], stat: str | None) -> dict[str, tuple[str, float]]:
@@ -228,6 +234,7 @@ def run_pair(
             # The second in `order` hands the token over first, so the first measures first.
             spec = f"{inbox[side]}:{inbox[other]}:{k}" + ("" if cpu is None else f":{cpu}")
             env[turns.ENV] = spec
+            env[turns.PARENT_ENV] = str(os.getpid())
             cmd = _command(cfg, json_path, env)
             log = open(out_dir / f"{side.lower()}-{index:03d}.log", "w+")  # noqa: SIM115
             proc = subprocess.Popen(
@@ -254,6 +261,8 @@ def run_pair(
                     cfg, side, index, trees[side], cmd, json_path, proc.returncode,
                     log.read(), seconds,
                 )  # fmt: skip
+            if stopping.is_set():
+                raise AbError(f"pair {index + 1} stopped: `perfsuite ab` is stopping.")
             if time.perf_counter() > deadline:
                 raise AbError(
                     f"pair {index + 1} ({' and '.join(order)}) took longer than "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,8 @@ class Perf:
         self.settings = settings
         self._device_lock = device_lock
         self._sink = sink
+        #: Names (and compare candidates) used so far in this test: see `_claim`.
+        self._names: set[str] = set()
 
     def _new_engine(self, statistic: str | None = None) -> Engine:
         # A fresh engine per call: the budget is per comparison (or measurement), so a
@@ -101,6 +104,7 @@ class Perf:
         return Engine(settings, self._device_lock)
 
     def _emit(self, kind: str, name: str, **payload: Any) -> None:
+        self._claim(kind, name, payload)
         self._sink(
             {
                 "test": self.nodeid,
@@ -110,6 +114,25 @@ class Perf:
                 **payload,
             }
         )
+
+    def _claim(self, kind: str, name: str, payload: dict[str, Any]) -> None:
+        """Refuse a name already used in this test: ids (and series ids) must be unique.
+
+        A measurement's id is `<test>::<name>`, and a comparison's candidates are series
+        `<test>::<candidate>` too (in baselines, `perfsuite ab` and asv), so a measurement
+        named like a candidate of a comparison collides as surely as two of the same name.
+        """
+        names = [name]
+        if kind == "compare":
+            names += [c.name for c in payload["comparison"]["candidates"]._cands]
+        taken = [n for n in dict.fromkeys(names) if n in self._names]
+        if taken:
+            raise ValueError(
+                f"`name` {taken[0]!r} is already used by another measurement of {self.nodeid}: "
+                "every measurement (and every candidate of a `compare`) in a test needs its "
+                "own name, or their results and baselines would be mixed up."
+            )
+        self._names.update(names)
 
     def measure(
         self,
@@ -246,6 +269,9 @@ class Perf:
             value = float(value)
         except (TypeError, ValueError):
             raise TypeError(f"`value` must be a number, got {value!r}.") from None
+        if not math.isfinite(value):
+            # NaN and Infinity are not JSON: other tools could not read the results file.
+            raise ValueError(f"`value` must be a finite number, got {value!r} for {name!r}.")
         self._emit("record", name, value=value, unit=unit)
 
 

@@ -50,7 +50,8 @@ def plot_scaling(m: dict[str, Any], path: Path) -> Path:
         return [math.exp(ly + slope * (math.log(x) - lx)) for x in grid]
 
     ax.loglog(grid, line(f["slope"]), "-", label=f"fit: slope {f['slope']:.2f}")
-    if math.isfinite(f["low"]) and math.isfinite(f["high"]):
+    # An unbounded interval is null in the file (JSON has no infinity).
+    if f["low"] is not None and f["high"] is not None and math.isfinite(f["low"] + f["high"]):
         ax.fill_between(grid, line(f["low"]), line(f["high"]), alpha=0.2,
                         label=f"{f['level']:.0%} CI [{f['low']:.2f}, {f['high']:.2f}]")  # fmt: skip
     ax.loglog(grid, line(f["expected"]), "--", color="grey",

@@ -59,6 +59,15 @@ def _per_call(entry: dict[str, Any]) -> float | None:
     return entry.get("stats", {}).get("median")
 
 
+def _g(x: Any, spec: str) -> str:
+    """A derived number, or "n/a" where the file has null (unbounded, or undefined)."""
+    return "n/a" if x is None else format(x, spec)
+
+
+def _ratio(x: Any, low: Any, high: Any, spec: str = ".3g", suffix: str = "x") -> str:
+    return f"{_g(x, spec)}{suffix} [{_g(low, spec)}, {_g(high, spec)}]"
+
+
 def _candidate_row(label: str, cand: dict[str, Any], per_unit: str = "") -> tuple[str, ...]:
     retraces = cand.get("retraces", 0)
     return _row(
@@ -94,8 +103,7 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                     _row(
                         f"  {v['assertion']}({r['a']} vs {r['b']})",
                         rounds=r["rounds"],
-                        result=f"{r['estimate']:.3g}x [{r['low']:.3g}, {r['high']:.3g}] "
-                        f"{v['verdict']}",
+                        result=f"{_ratio(r['estimate'], r['low'], r['high'])} {v['verdict']}",
                     )
                 )
         elif kind == "steps":
@@ -106,7 +114,7 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                     mid,
                     _per_call(st),
                     st.get("tails"),
-                    f"{stats['steps_per_s']:.3g} steps/s",
+                    f"{_g(stats['steps_per_s'], '.3g')} steps/s",
                     stats["rounds"],
                     st["first_step_s"],
                     f"{st['retraces']} retraces",
@@ -123,7 +131,7 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                 _row(
                     f"  scaling({f['law']})",
                     rounds=f["rounds"],
-                    result=f"slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}] "
+                    result=f"slope {_ratio(f['slope'], f['low'], f['high'], '.2f', '')} "
                     f"{m['verdict']}",
                 )
             )
@@ -137,7 +145,7 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                 _row(
                     f"  vs baseline {b.get('name', '')}{which}",
                     rounds=b.get("rounds", ""),
-                    result=f"{b['ratio']:.3g}x [{b['low']:.3g}, {b['high']:.3g}] {b['verdict']}",
+                    result=f"{_ratio(b['ratio'], b['low'], b['high'])} {b['verdict']}",
                 )
             )
     return out
@@ -197,22 +205,22 @@ def _failures(doc: dict[str, Any]) -> list[str]:
                     r = v["ratio"]
                     out.append(
                         f"{v['verdict']}: {m['id']} {v['assertion']}({r['a']} vs {r['b']}) "
-                        f"{r['estimate']:.3g}x [{r['low']:.3g}, {r['high']:.3g}] over "
+                        f"{_ratio(r['estimate'], r['low'], r['high'])} over "
                         f"{r['rounds']} rounds; {v['rule']}"
                     )
         elif m["kind"] == "scaling" and m.get("verdict") != "pass":
             f = m["scaling"]
             out.append(
-                f"{m.get('verdict')}: {m['id']} slope {f['slope']:.3f} [{f['low']:.3f}, "
-                f"{f['high']:.3f}] over {f['rounds']} rounds; `{f['law']}` expects "
-                f"{f['expected']:.3f} +/- {f['tolerance']:g}"
+                f"{m.get('verdict')}: {m['id']} slope {_ratio(f['slope'], f['low'], f['high'], '.3f', '')}"
+                f" over {f['rounds']} rounds; `{f['law']}` expects "
+                f"{_g(f['expected'], '.3f')} +/- {f['tolerance']:g}"
             )
         for b in m.get("baselines", []):
             if b["verdict"] in ("regression", "inconclusive"):
                 out.append(
-                    f"{b['verdict']} vs baseline: {b['series']} {b['ratio']:.3g}x "
-                    f"[{b['low']:.3g}, {b['high']:.3g}] ({b['rounds']} vs {b['baseline_rounds']} "
-                    f"rounds); limit {b['limit']:.3g}x"
+                    f"{b['verdict']} vs baseline: {b['series']} {_ratio(b['ratio'], b['low'], b['high'])} "
+                    f"({b['rounds']} vs {b['baseline_rounds']} "
+                    f"rounds); limit {_g(b['limit'], '.3g')}x"
                 )
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -186,11 +187,12 @@ def build_document(
     }
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
+def write_atomic(path: Path, text: str | bytes, *, exclusive: bool = False) -> None:
     """Write `text` to `path` so that readers see the old file or the new one, never a mix.
 
     The data goes to a temporary file in the same directory, is flushed to disk, and only
     then renamed over `path` (atomic on POSIX): a run killed mid-write leaves the old file.
+    With `exclusive`, an existing `path` is never replaced: `FileExistsError` instead.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -199,7 +201,20 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            # A hard link is created atomically and only if the name is free, so two
+            # sessions can never clobber each other's file, and no reader sees it half-done.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # no hard links on this file system: reserve the name instead
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -208,8 +223,35 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         raise
 
 
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(document, indent=1, default=_default) + "\n")
+def _json_safe(obj: Any) -> Any:
+    """`obj` with every non-finite float as None: JSON has no NaN or Infinity.
+
+    What can legitimately be non-finite in a document is a derived number, e.g. the bound of
+    an interval with too few rounds to bound it; `null` is how such a number is written
+    (as `perfsuite ab` and the asv export already do). Measured values never are: they are
+    refused where they enter (`perf.record`) and by `validate_document`.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int)):
+        return obj
+    return _json_safe(_default(obj))
+
+
+def dumps_document(document: dict[str, Any]) -> str:
+    """The document as strict JSON text (what every other tool can parse)."""
+    try:
+        return json.dumps(_json_safe(document), indent=1, allow_nan=False) + "\n"
+    except ValueError as exc:  # cannot happen after _json_safe; never write non-JSON anyway
+        raise ValueError(f"results document is not valid JSON: {exc}") from None
+
+
+def write_json(path: Path, document: dict[str, Any], *, exclusive: bool = False) -> None:
+    write_atomic(path, dumps_document(document), exclusive=exclusive)
 
 
 def ensure_results_dir(path: Path) -> Path:
@@ -240,6 +282,182 @@ def load_document(path: Path) -> dict[str, Any]:
             f"{path}: schema version {doc.get('schema_version')!r}; this perfsuite reads "
             f"version {SCHEMA_VERSION}."
         )
-    if not isinstance(doc.get("measurements"), list):
-        raise SchemaError(f"{path}: `measurements` must be a list.")
+    validate_document(doc, path)
     return doc
+
+
+# --------------------------------------------------------------------------- schema check
+#
+# One check, run by `load_document`, shared by every reader (`perfsuite report`, `export-asv`,
+# the baseline loader, `perfsuite ab`): it checks exactly the keys and types those readers
+# index, so a malformed file is one clean `SchemaError` naming the file, the measurement and
+# the key, never a `KeyError`/`ValueError` traceback from deep inside a reader. Kinds this
+# version does not know are let through (a newer perfsuite may add kinds; readers skip them).
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_samples(x: Any) -> bool:
+    return isinstance(x, list) and all(_is_number(v) and math.isfinite(v) and v > 0 for v in x)
+
+
+_RULES: dict[str, tuple[Any, str]] = {
+    "str": (lambda x: isinstance(x, str), "a string"),
+    "str?": (lambda x: x is None or isinstance(x, str), "a string or null"),
+    "int": (lambda x: isinstance(x, int) and not isinstance(x, bool), "an integer"),
+    "int?": (
+        lambda x: x is None or (isinstance(x, int) and not isinstance(x, bool)),
+        "an integer or null",
+    ),  # fmt: skip
+    # Derived numbers (estimates, interval bounds) may be null: unbounded or undefined.
+    "num?": (lambda x: x is None or _is_number(x), "a number or null"),
+    "num": (lambda x: _is_number(x) and math.isfinite(x), "a finite number"),
+    "samples": (_is_samples, "a list of finite positive numbers (seconds)"),
+    "nums": (lambda x: isinstance(x, list) and all(_is_number(v) for v in x), "a list of numbers"),
+    "nums?": (
+        lambda x: x is None or (isinstance(x, list) and all(_is_number(v) for v in x)),
+        "a list of numbers or null",
+    ),  # fmt: skip
+    "dict": (lambda x: isinstance(x, dict), "an object"),
+    "dict?": (lambda x: x is None or isinstance(x, dict), "an object or null"),
+    "list": (lambda x: isinstance(x, list), "a list"),
+}
+
+#: Per known kind: `(dotted key, rule, required)`. Optional keys are checked when present.
+_KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
+    "measure": [
+        ("candidate", "dict", True),
+        ("candidate.samples_s", "samples", True),
+        ("candidate.stats", "dict", False),
+        ("candidate.stats.median", "num?", False),
+        ("candidate.stats.min", "num?", False),
+        ("candidate.stats.rounds", "int", False),
+        ("candidate.first_call_s", "num?", False),
+        ("candidate.retraces", "int", False),
+        ("candidate.iterations_per_round", "int?", False),
+        ("per_unit_s", "num?", False),
+        ("unit", "str?", False),
+    ],
+    "steps": [
+        ("steps", "dict", True),
+        ("steps.samples_s", "samples", True),
+        ("steps.stats", "dict", True),
+        ("steps.stats.median", "num?", True),
+        ("steps.stats.min", "num?", True),
+        ("steps.stats.steps_per_s", "num?", True),
+        ("steps.stats.rounds", "int", True),
+        ("steps.first_step_s", "num?", True),
+        ("steps.retraces", "int", True),
+    ],
+    "compare": [
+        ("comparison", "dict", True),
+        ("comparison.candidates", "list", True),
+        ("comparison.verdicts", "list", True),
+    ],
+    "scaling": [
+        ("verdict", "str", True),
+        ("scaling", "dict", True),
+        ("scaling.law", "str", True),
+        ("scaling.sizes", "nums", True),
+        ("scaling.median_s", "nums", True),
+        ("scaling.per_unit_s", "nums?", True),
+        ("scaling.rounds", "int", True),
+        ("scaling.slope", "num?", True),
+        ("scaling.low", "num?", True),
+        ("scaling.high", "num?", True),
+        ("scaling.expected", "num?", True),
+        ("scaling.tolerance", "num", True),
+        ("scaling.level", "num", False),
+        ("scaling.unit", "str?", False),
+    ],
+    "record": [("value", "num", True), ("unit", "str", True)],
+}
+
+_CANDIDATE_KEYS = [
+    ("name", "str", True),
+    ("samples_s", "samples", True),
+    ("stats", "dict", False),
+    ("stats.median", "num?", False),
+    ("stats.min", "num?", False),
+    ("stats.rounds", "int", False),
+    ("first_call_s", "num?", False),
+    ("retraces", "int", False),
+    ("iterations_per_round", "int?", False),
+]
+
+_VERDICT_KEYS = [
+    ("assertion", "str", True),
+    ("verdict", "str", True),
+    ("rule", "str", True),
+    ("ratio", "dict", True),
+    ("ratio.a", "str", True),
+    ("ratio.b", "str", True),
+    ("ratio.estimate", "num?", True),
+    ("ratio.low", "num?", True),
+    ("ratio.high", "num?", True),
+    ("ratio.rounds", "int", True),
+]
+
+_MISSING = object()
+
+
+def _check(obj: dict[str, Any], keys: list[tuple[str, str, bool]], where: str) -> None:
+    for dotted, rule, required in keys:
+        value: Any = obj
+        for part in dotted.split("."):
+            value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is _MISSING:
+            if required:
+                raise SchemaError(f"{where}: `{dotted}` is missing.")
+            continue
+        ok, what = _RULES[rule]
+        if not ok(value):
+            shown = repr(value)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise SchemaError(f"{where}: `{dotted}` must be {what}, got {shown}.")
+
+
+def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
+    """Raise `SchemaError` unless every measurement has what the readers of `doc` index."""
+    measurements = doc.get("measurements")
+    if not isinstance(measurements, list):
+        raise SchemaError(f"{path}: `measurements` must be a list.")
+    bad = f"{path}: corrupted results file:"
+    _check(doc, [("created", "str", True), ("machine", "dict", False)], bad[:-1])
+    _check(doc, [("machine.id", "str", False)], bad[:-1])
+    _check(doc, [("commit", "dict?", False), ("session", "dict", False)], bad[:-1])
+    for i, m in enumerate(measurements):
+        if not isinstance(m, dict):
+            raise SchemaError(f"{bad} measurement {i} must be an object, got {m!r:.80}.")
+        label = m.get("id") if isinstance(m.get("id"), str) else f"#{i}"
+        where = f"{bad} measurement {label}"
+        _check(m, [(key, "str", True) for key in ("kind", "id", "test", "name")], where)
+        kind = m["kind"]
+        _check(m, _KIND_KEYS.get(kind, []), f"{where} (kind {kind!r})")
+        if kind == "compare":
+            for j, cand in enumerate(m["comparison"]["candidates"]):
+                if not isinstance(cand, dict):
+                    raise SchemaError(f"{where}: `comparison.candidates[{j}]` must be an object.")
+                _check(cand, _CANDIDATE_KEYS, f"{where}: `comparison.candidates[{j}]`")
+            for j, verdict in enumerate(m["comparison"]["verdicts"]):
+                if not isinstance(verdict, dict):
+                    raise SchemaError(f"{where}: `comparison.verdicts[{j}]` must be an object.")
+                _check(verdict, _VERDICT_KEYS, f"{where}: `comparison.verdicts[{j}]`")
+        elif kind == "scaling":
+            f = m["scaling"]
+            n = len(f["sizes"])
+            for key in ("median_s", "per_unit_s"):
+                if f[key] is not None and len(f[key]) != n:
+                    raise SchemaError(
+                        f"{where}: `scaling.{key}` must have one value per size ({n}), "
+                        f"got {len(f[key])}."
+                    )
+        # Baseline verdicts (written by the gate) are read as lists of objects.
+        if "baselines" in m and not (
+            isinstance(m["baselines"], list) and all(isinstance(b, dict) for b in m["baselines"])
+        ):
+            raise SchemaError(f"{where}: `baselines` must be a list of objects.")
+        if "baseline" in m and not isinstance(m["baseline"], dict):
+            raise SchemaError(f"{where}: `baseline` must be an object.")

@@ -72,6 +72,14 @@ class ScalingFit:
         }
 
 
+def _positive(x: Any) -> bool:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(value) and value > 0
+
+
 def _units(per: Callable[[Any], float] | Mapping[Any, float] | None, sizes: Sequence[Any]):
     if per is None:
         return None
@@ -122,7 +130,17 @@ def assert_scaling(
         raise ValueError(f"`sizes` needs at least 3 sizes to fit a slope, got {list(sizes)!r}.")
     if not tolerance > 0:
         raise ValueError(f"`tolerance` must be > 0, got {tolerance!r}.")
+    bad = [n for n in sizes if not _positive(n)]
+    if per is None and bad:
+        # The fit is on log(size): a size <= 0 has no logarithm (the slope would be NaN).
+        raise ValueError(f"`sizes` must be finite numbers > 0 (the fit is log-log), got {bad!r}.")
     units = _units(per, sizes)
+    bad_units = [u for u in units or [] if not _positive(u)]
+    if bad_units:
+        raise ValueError(
+            f"`per` must give a finite number > 0 for every size (the fit is log-log), got "
+            f"{bad_units!r} for sizes {list(sizes)!r}."
+        )
     if len(set(units if units is not None else sizes)) < 2:
         raise ValueError("`sizes` (or `per`) must take at least two distinct values.")
     settings = engine.settings

@@ -27,6 +27,9 @@ class PerfSession:
         self.results_path: Path | None = None
         self.document: dict[str, Any] | None = None
         self.errors: list[str] = []
+        #: Lines for the end of the run that are not failures (e.g. a file not written).
+        self.notes: list[str] = []
+        self.exitstatus = 0
         #: Number of xdist workers reporting to this (controller) session.
         self.workers = 0
 
@@ -55,14 +58,23 @@ class PerfSession:
 
         return json.loads(json.dumps(self.measurements, default=_default))
 
-    def finish(self) -> None:
-        """Write the results (controller or single process only)."""
+    def finish(self, exitstatus: int = 0) -> None:
+        """Write the results (controller or single process only).
+
+        Never loses the run to the file system: a write that fails (a read-only `.perf/`, an
+        unwritable `--perf-json`) becomes one note naming the path, shown after the table,
+        and the session keeps the exit status of its tests.
+        """
         cfg = self.perf_config
+        self.exitstatus = int(exitstatus)
         self.measurements = self.serialisable()
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         session = {
             "quick": cfg.quick,
             "budget_s": cfg.budget_s,
             "args": list(self.config.invocation_params.args),
+            "exitstatus": self.exitstatus,
+            "interrupted": interrupted,
         }
         self.document = build_document(
             self.measurements, root=Path(self.config.rootpath), session=session
@@ -70,15 +82,57 @@ class PerfSession:
         from . import _baseline
 
         _baseline.apply(self)
-        if cfg.json_path is not None:
-            path = Path(cfg.json_path)
-            if not path.is_absolute():
-                path = Path(self.config.invocation_params.dir) / path
-        else:
-            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            path = ensure_results_dir(cfg.results_dir) / f"results-{stamp}.json"
-        write_json(path, self.document)
-        if cfg.json_path is None:
-            write_json(cfg.results_dir / "latest.json", self.document)
-        self.results_path = path
-        _baseline.save_if_asked(self)
+        path: Path = cfg.results_dir
+        try:
+            if cfg.json_path is not None:
+                path = Path(cfg.json_path)
+                if not path.is_absolute():
+                    path = Path(self.config.invocation_params.dir) / path
+                write_json(path, self.document)
+                self.results_path = path
+            elif not self.measurements:
+                # `--co`, an empty selection, or tests that measured nothing: no file, and
+                # `latest.json` keeps pointing at the last run that measured something.
+                self.notes.append(
+                    f"nothing measured, so no results file was written; "
+                    f"{cfg.results_dir / 'latest.json'} is left as it was."
+                )
+            else:
+                path = cfg.results_dir
+                self.results_path = _write_unique(ensure_results_dir(path), self.document)
+                path = cfg.results_dir / "latest.json"
+                if interrupted:
+                    self.notes.append(
+                        f"the session was interrupted: {path} is left as it was (the partial "
+                        f"results are in {self.results_path})."
+                    )
+                else:
+                    write_json(path, self.document)
+        except OSError as exc:
+            self.notes.append(
+                f"could not write the results to {path}: {exc.strerror or exc}; the "
+                "measurements of this session are only in the table above."
+            )
+        try:
+            _baseline.save_if_asked(self)
+        except OSError as exc:
+            self.notes.append(
+                f"could not save the baseline under {cfg.results_dir}: {exc.strerror or exc}."
+            )
+
+
+def _write_unique(folder: Path, document: dict[str, Any]) -> Path:
+    """Write `results-<time to the microsecond>.json`, never replacing an existing file.
+
+    Sessions finishing in the same second (or microsecond) each keep their own file: the
+    name is created exclusively, with a counter on a clash. Names sort by time.
+    """
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    for n in range(1000):
+        path = folder / f"results-{stamp}{f'-{n}' if n else ''}.json"
+        try:
+            write_json(path, document, exclusive=True)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: 1000 results files named results-{stamp}-*.json exist.")

@@ -90,14 +90,44 @@ class StepStats:
         }
 
 
-def _batch_source(batches: Iterable[Any] | Callable[[int], Any]):
+def _batch_source(batches: Iterable[Any] | Callable[[int], Any], needed: int):
+    """`next(source)` gives the next batch; an iterator that runs out is a clear error.
+
+    `needed` (`warmup + n`) is how many batches the steps take, for the message.
+    """
     if callable(batches) and not hasattr(batches, "__iter__"):
         return (batches(i) for i in itertools.count())
     if isinstance(batches, (list, tuple)):
         if not batches:
             raise ValueError("`batches` must not be empty.")
         return itertools.cycle(batches)
-    return iter(batches)
+    return _Counted(iter(batches), needed)
+
+
+class _Counted:
+    """An iterator of batches whose end raises a `ValueError` naming `batches`.
+
+    A bare `StopIteration` escaping `perf.steps` says nothing about why it stopped (and
+    inside a generator it would silently end it).
+    """
+
+    def __init__(self, it, needed: int):
+        self._it, self._needed, self._taken = it, needed, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            raise ValueError(
+                f"`batches` ran out after {self._taken} batches; the steps need "
+                f"warmup + n = {self._needed}. Pass a longer iterator, a sequence (cycled) "
+                "or a function of the step index."
+            ) from None
+        self._taken += 1
+        return batch
 
 
 def run_steps(
@@ -118,7 +148,7 @@ def run_steps(
         raise ValueError(
             f"`warmup` must be >= 1 (the first step is always kept apart), got {warmup!r}."
         )
-    source = _batch_source(batches)
+    source = _batch_source(batches, warmup + n)
     steady = CompileLog()
     times: list[float] = []
     with engine.lock():

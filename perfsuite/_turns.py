@@ -21,6 +21,9 @@ The protocol, over two FIFOs (one inbox per process) named in `PERFSUITE_AB_TURN
   moment, and two processes taking turns would otherwise each keep to their own CPU.
 - The `perfsuite ab` parent writes `X` into a process's inbox when its partner has exited
   (normally or not); from then on `take()` returns at once and the survivor runs alone.
+- A process whose parent is gone (killed before it could say so: `PERFSUITE_AB_PARENT` is
+  no longer its parent) would wait for a turn forever: `take()` waits at most
+  `POLL_S` at a time, checks the parent, and ends the session with a clear message.
 
 Outside `perfsuite ab` the variable is unset and `take()` does nothing.
 """
@@ -28,22 +31,35 @@ Outside `perfsuite ab` the variable is unset and `take()` does nothing.
 from __future__ import annotations
 
 import os
+import select
 
 
 ENV = "PERFSUITE_AB_TURNS"
+#: The pid of the `perfsuite ab` process that started this one.
+PARENT_ENV = "PERFSUITE_AB_PARENT"
 TOKEN, PARTNER_GONE = b"T", b"X"
+#: Seconds between checks that the parent is still there while waiting for a turn.
+POLL_S = 0.5
+
+
+class TurnsError(RuntimeError):
+    """The turn-taking cannot go on (the `perfsuite ab` parent is gone)."""
 
 
 class Turns:
     """One side of the turn-taking protocol (see the module docstring)."""
 
-    def __init__(self, inbox: str, outbox: str, first: bool, cpu: int | None = None):
+    def __init__(
+        self, inbox: str, outbox: str, first: bool, cpu: int | None = None,
+        parent: int | None = None,
+    ):  # fmt: skip
         # O_RDWR on a FIFO never blocks at open and keeps it open for both ends, so neither
         # side has to wait for the other to have opened its end.
         self._in = os.open(inbox, os.O_RDWR)
         self._out = os.open(outbox, os.O_RDWR)
         self._hand_over = first
         self.alone = False
+        self._parent = os.getppid() if parent is None else parent
         if cpu is not None:
             pin_process(cpu)
 
@@ -58,7 +74,8 @@ class Turns:
                 f"{ENV}={spec!r}: expected 'INBOX:OUTBOX:FIRST[:CPU]' (set by `perfsuite ab`)."
             )
         cpu = int(parts[3]) if len(parts) == 4 else None
-        return cls(parts[0], parts[1], parts[2] == "1", cpu)
+        parent = os.environ.get(PARENT_ENV, "")
+        return cls(parts[0], parts[1], parts[2] == "1", cpu, int(parent) if parent else None)
 
     def take(self) -> None:
         """Give the partner its turn, then wait for ours (returns at once when alone)."""
@@ -67,8 +84,17 @@ class Turns:
         if self._hand_over:
             os.write(self._out, TOKEN)
         self._hand_over = True
-        if os.read(self._in, 1) == PARTNER_GONE:
+        if self._read() == PARTNER_GONE:
             self.alone = True
+
+    def _read(self) -> bytes:
+        while not select.select([self._in], [], [], POLL_S)[0]:
+            if os.getppid() != self._parent:
+                raise TurnsError(
+                    f"`perfsuite ab` (pid {self._parent}), which runs this process and its "
+                    "partner in turns, is gone: stopping instead of waiting for a turn forever."
+                )
+        return os.read(self._in, 1)
 
 
 def pin_process(cpu: int) -> None:
@@ -92,4 +118,10 @@ def take_turn() -> None:
     if not _loaded:
         _turns, _loaded = Turns.from_env(), True
     if _turns is not None:
-        _turns.take()
+        try:
+            _turns.take()
+        except TurnsError as exc:
+            import pytest
+
+            # Ends the whole session (not just this test): every later turn would fail alike.
+            pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)

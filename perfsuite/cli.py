@@ -8,11 +8,14 @@ and the rule it broke.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._options import FailExpr, parse_fail, parse_seconds
 
@@ -229,14 +232,46 @@ def _error(message: str) -> int:
     return 2
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured)
+        pass
+
+
+def _print(text: str) -> None:
+    """Print to stdout; a reader that stopped reading (`| head`) is not an error.
+
+    The rest of the command (writing `--json`, the exit code) goes on as if it had read all.
+    """
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `perfsuite` console script. Returns the exit code."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # anything else written to a closed pipe (e.g. stderr | head)
+        _silence_stdout()
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     own, rest = _split(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     try:
         args = parser.parse_args(own)
     except SystemExit as exc:  # argparse printed the message (naming the argument)
         return 2 if exc.code not in (0, None) else 0
+    except BrokenPipeError:  # `perfsuite --help | head`
+        _silence_stdout()
+        return 0
     if args.command != "ab" and rest:
         return _error(f"`{args.command}` takes no pytest arguments after `--`, got {rest!r}.")
     if args.command == "ab":
@@ -244,6 +279,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return _report(args)
     return _export_asv(args)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that the same `finally` blocks clean up."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into `_Terminated` while `perfsuite ab` runs.
+
+    By default these signals end the process at once: the running pytest processes would be
+    orphaned (blocked on their turns) and both git worktrees left registered. Raised as an
+    exception instead, they unwind through the code that kills the runs and removes the
+    worktrees, exactly as Ctrl-C does. A second one during that clean-up is ignored.
+    """
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+    def handler(signum: int, frame: Any) -> None:
+        for sig in wanted:
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Terminated(signal.Signals(signum).name)
+
+    try:
+        previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
@@ -281,12 +348,15 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
     )
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:
-        doc = ab.run_ab(cfg, progress=progress)
+        with _terminate_as_interrupt():
+            doc = ab.run_ab(cfg, progress=progress)
     except ab.AbError as exc:
         return _error(str(exc))
+    except _Terminated as exc:
+        return _error(f"terminated by {exc}; no verdict (its runs and worktrees were removed).")
     except KeyboardInterrupt:
         return _error("interrupted; no verdict.")
-    print(ab.render_text(doc))
+    _print(ab.render_text(doc))
     if args.json is not None:
         ab.write_json_report(args.json, doc)
     if args.markdown is not None:
@@ -298,7 +368,7 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
             with open(summary, "a") as fh:  # GitHub's step summary is appended to, by design
                 fh.write(md)
         else:
-            print(md)
+            _print(md)
     return doc["exit_code"]
 
 
@@ -324,7 +394,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.output is not None:
         write_atomic(args.output, text + "\n")
     else:
-        print(text)
+        _print(text)
     return 0
 
 
@@ -342,7 +412,7 @@ def _export_asv(args: argparse.Namespace) -> int:
     except AsvExportError as exc:
         return _error(str(exc))
     for path in written:
-        print(f"perfsuite export-asv: wrote {path}")
+        _print(f"perfsuite export-asv: wrote {path}")
     return 0
 
 

@@ -112,7 +112,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # xdist worker: hand the measurements to the controller, which writes one document.
         config.workeroutput["perfsuite"] = perf_session.serialisable()  # type: ignore[attr-defined]
         return
-    perf_session.finish()
+    perf_session.finish(exitstatus)
     if perf_session.errors and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -135,6 +135,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     tr.write_line(line, yellow=not measurements, bold=True)
     if perf_session.results_path is not None:
         tr.write_line(f"perf: results written to {perf_session.results_path}")
+    for note in perf_session.notes:
+        tr.write_line(f"perf: {note}", yellow=True)
     if perf_session.workers:
         tr.write_line(
             f"perf: {perf_session.workers} xdist workers; timed sections were serialised "

@@ -14,8 +14,12 @@ class PerfUsageError(Exception):
 
 def iter_leaves(tree: Any):
     """Leaves of nested tuples/lists/dicts (and JAX pytrees when JAX is loaded)."""
+    import inspect
     import sys
 
+    if inspect.isgenerator(tree):
+        # Lazy: nothing has run yet, so nothing to wait for (the engine warns about it).
+        return
     if "jax" in sys.modules:
         import jax
 

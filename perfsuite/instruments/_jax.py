@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Instrument
+from ._base import Instrument, iter_leaves
 
 
 class JaxInstrument(Instrument):
@@ -14,7 +14,7 @@ class JaxInstrument(Instrument):
     def holds(output: Any) -> bool:
         import jax
 
-        return any(isinstance(leaf, jax.Array) for leaf in jax.tree_util.tree_leaves(output))
+        return any(isinstance(leaf, jax.Array) for leaf in iter_leaves(output))
 
     def wait(self, output: Any) -> None:
         import jax

@@ -98,3 +98,31 @@ def test_xdist_inside_an_ab_run_is_a_usage_error(pytester, monkeypatch) -> None:
     result = pytester.runpytest_subprocess("--perf", "-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*perfsuite ab* runs each revision in one process*-n*"])
+
+
+def test_waiting_for_a_turn_stops_when_the_parent_is_gone(tmp_path, monkeypatch) -> None:
+    """A run whose `perfsuite ab` died (no `X` will ever come) raises within seconds."""
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    for path in (inbox, outbox):
+        os.mkfifo(path)
+    monkeypatch.setattr(_turns, "POLL_S", 0.05)
+    # As if reparented: the recorded parent is no longer this process's parent.
+    turns = _turns.Turns(str(inbox), str(outbox), first=True, parent=os.getppid() + 1)
+    start = time.monotonic()
+    with pytest.raises(_turns.TurnsError, match=r"`perfsuite ab` \(pid \d+\).* is gone"):
+        turns.take()
+    assert time.monotonic() - start < 2
+    assert os.read(turns._out, 1) == _turns.TOKEN  # it had handed the turn over as usual
+    os.close(turns._in)
+    os.close(turns._out)
+
+
+def test_the_parent_comes_from_the_environment(tmp_path, monkeypatch) -> None:
+    for name in ("in", "out"):
+        os.mkfifo(tmp_path / name)
+    monkeypatch.setenv(_turns.ENV, f"{tmp_path / 'in'}:{tmp_path / 'out'}:0")
+    monkeypatch.setenv(_turns.PARENT_ENV, "12345")
+    turns = _turns.Turns.from_env()
+    assert turns._parent == 12345
+    os.close(turns._in)
+    os.close(turns._out)
