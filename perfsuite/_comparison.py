@@ -40,6 +40,10 @@ class Ratio:
     a_per_call_s: float
     b_per_call_s: float
     statistic: str = "mean"
+    #: The sign-test interval of the per-round ratios alone (before it was extended to reach
+    #: the ratio of mean costs), to show which of the two kept a claim undecided.
+    round_low: float | None = None
+    round_high: float | None = None
 
     def __str__(self) -> str:
         return (
@@ -61,6 +65,8 @@ class Ratio:
             "statistic": self.statistic,
             "a_per_call_s": self.a_per_call_s,
             "b_per_call_s": self.b_per_call_s,
+            "round_low": self.round_low,
+            "round_high": self.round_high,
         }
 
 
@@ -100,6 +106,7 @@ class Comparison:
         level = self._engine.settings.level
         mid, low, high = sign_test_interval(logs, level=level)
         statistic = ca.statistic
+        round_low, round_high = math.exp(low), math.exp(high)
         if statistic == "mean" and logs.size:
             # The ratio of mean costs, i.e. of the total times (every round runs the same
             # calls). The sign-test interval is about the typical *round*; a slow call that
@@ -118,6 +125,8 @@ class Comparison:
             ca.per_call_s,
             cb.per_call_s,
             statistic,
+            round_low,
+            round_high,
         )
 
     def _decide(self, a: str, b: str, decide: Callable[[Ratio], bool | None]):
