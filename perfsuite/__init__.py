@@ -18,38 +18,42 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._comparison import Comparison as Comparison
     from ._comparison import Ratio as Ratio
-    from ._errors import (
-        PerfFailure as PerfFailure,
-    )
-    from ._errors import (
-        PerfInconclusive as PerfInconclusive,
-    )
-    from ._errors import (
-        PerfUsageError as PerfUsageError,
-    )
-    from ._errors import (
-        PerfWarning as PerfWarning,
-    )
+    from ._comparison import compare as compare
+    from ._errors import AbError as AbError
+    from ._errors import AsvExportError as AsvExportError
+    from ._errors import PerfError as PerfError
+    from ._errors import PerfFailure as PerfFailure
+    from ._errors import PerfInconclusive as PerfInconclusive
+    from ._errors import PerfUsageError as PerfUsageError
+    from ._errors import PerfWarning as PerfWarning
+    from ._errors import SchemaError as SchemaError
     from ._fixture import Measurement as Measurement
     from ._fixture import Perf as Perf
     from ._scaling import ScalingFit as ScalingFit
     from ._settings import Settings as Settings
     from ._steps import StepStats as StepStats
 
+#: Public name -> module that defines it (a test checks this against the imports above).
 _EXPORTS = {
     "Comparison": "._comparison",
     "Ratio": "._comparison",
     "compare": "._comparison",
+    "AbError": "._errors",
+    "AsvExportError": "._errors",
+    "PerfError": "._errors",
     "PerfFailure": "._errors",
     "PerfInconclusive": "._errors",
     "PerfUsageError": "._errors",
     "PerfWarning": "._errors",
+    "SchemaError": "._errors",
     "Measurement": "._fixture",
     "Perf": "._fixture",
     "ScalingFit": "._scaling",
     "Settings": "._settings",
     "StepStats": "._steps",
 }
+
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str):

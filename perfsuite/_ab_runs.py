@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _turns as turns
-from ._results import SchemaError, load_document
+from ._errors import AbError as AbError
+from ._errors import SchemaError
+from ._results import load_document
 
 
 if TYPE_CHECKING:
     from ._ab import AbConfig
-
-
-class AbError(Exception):
-    """`perfsuite ab` cannot give a verdict (bad revision, a run that crashed, no data)."""
 
 
 #: Set while `perfsuite ab` stops (interrupted, terminated, or a pair failed) with pairs

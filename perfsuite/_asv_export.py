@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ._results import SchemaError, load_document, write_atomic
+from ._errors import AsvExportError, SchemaError
+from ._results import load_document, write_atomic
 from ._stats import sign_test_interval
 
 
@@ -44,10 +45,6 @@ COLUMNS = [
     "samples",
     "profile",
 ]
-
-
-class AsvExportError(Exception):
-    """The results cannot be exported (unreadable input, no commit, unreadable asv files)."""
 
 
 def asv_name(series_id: str) -> str:

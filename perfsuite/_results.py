@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ._errors import SchemaError as SchemaError
+
 
 SCHEMA = "perfsuite.results"
 SCHEMA_VERSION = 1
@@ -261,10 +263,6 @@ def ensure_results_dir(path: Path) -> Path:
     if not ignore.exists():
         ignore.write_text("# Created by perfsuite: results are machine-specific.\n*\n")
     return path
-
-
-class SchemaError(ValueError):
-    """A results or baseline file is unreadable, corrupted, or of another schema version."""
 
 
 def load_document(path: Path) -> dict[str, Any]:

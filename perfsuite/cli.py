@@ -255,8 +255,12 @@ def _print(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `perfsuite` console script. Returns the exit code."""
+    from ._errors import PerfError
+
     try:
         return _main(argv)
+    except PerfError as exc:  # the whole family, once: one line naming what is wrong
+        return _error(str(exc))
     except BrokenPipeError:  # anything else written to a closed pipe (e.g. stderr | head)
         _silence_stdout()
         return 2

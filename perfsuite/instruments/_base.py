@@ -7,9 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
-class PerfUsageError(Exception):
-    """A perf test used the API wrongly (bad argument, unready outputs, unknown name)."""
+from .._errors import PerfUsageError as PerfUsageError
 
 
 def iter_leaves(tree: Any):
