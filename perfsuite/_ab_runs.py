@@ -25,7 +25,7 @@ import numpy as np
 from . import _turns as turns
 from ._errors import AbError as AbError
 from ._errors import SchemaError
-from ._results import load_document
+from ._results import iter_series, load_document
 
 
 if TYPE_CHECKING:
@@ -45,27 +45,16 @@ def run_statistics(doc: dict[str, Any], stat: str | None) -> dict[str, tuple[str
     follows single unusually fast rounds.
     """
     out: dict[str, tuple[str, float]] = {}
-    for m in doc.get("measurements", []):
-        kind = m.get("kind")
-        if kind == "measure":
-            found = [(m["id"], m["candidate"]["samples_s"], "median")]
-        elif kind == "steps":
-            found = [(m["id"], m["steps"]["samples_s"], "median")]
-        elif kind == "compare":
-            found = [
-                (f"{m['test']}::{c['name']}", c["samples_s"], "median")
-                for c in m["comparison"]["candidates"]
-            ]
-        else:
+    for s in iter_series(doc):
+        if not s.timed:
             continue
-        for sid, samples, default in found:
-            x = np.asarray(samples, dtype=float)
-            x = x[np.isfinite(x) & (x > 0)]
-            if x.size == 0:
-                continue
-            name = stat or default
-            value = {"min": np.min, "median": np.median, "mean": np.mean}[name](x)
-            out[sid] = (name, float(value))
+        x = np.asarray(s.samples, dtype=float)
+        x = x[np.isfinite(x) & (x > 0)]
+        if x.size == 0:
+            continue
+        name = stat or "median"
+        value = {"min": np.min, "median": np.median, "mean": np.mean}[name](x)
+        out[s.id] = (name, float(value))
     return out
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import AsvExportError, SchemaError
-from ._results import load_document, write_atomic
+from ._results import iter_series, load_document, write_atomic
 from ._stats import sign_test_interval
 
 
@@ -106,35 +106,20 @@ def benchmarks_from(doc: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict
         }
         out[name] = (entry, {**row, "version": entry["version"]})
 
-    for m in doc.get("measurements", []):
-        kind = m.get("kind")
-        code = f"# perfsuite {kind} measurement {m['id']}"
-        if kind == "measure" and m["candidate"].get("samples_s"):
-            c = m["candidate"]
-            add(
-                m["id"],
-                "time",
-                "seconds",
-                _time_row(c["samples_s"], c.get("iterations_per_round")),
-                code,
-            )
-        elif kind == "steps" and m["steps"].get("samples_s"):
-            add(m["id"], "time", "seconds", _time_row(m["steps"]["samples_s"], 1), code)
-        elif kind == "compare":
-            for c in m["comparison"]["candidates"]:
-                if c.get("samples_s"):
-                    sid = f"{m['test']}::{c['name']}"
-                    row = _time_row(c["samples_s"], c.get("iterations_per_round"))
-                    add(sid, "time", "seconds", row, code)
-        elif kind == "scaling":
-            f = m["scaling"]
-            sizes = [f"{s:g}" for s in f["sizes"]]
+    for s in iter_series(doc):
+        code = f"# perfsuite {s.kind} measurement {s.measurement['id']}"
+        if s.timed:
+            if s.samples:
+                add(s.id, "time", "seconds", _time_row(list(s.samples), s.iterations), code)
+        elif s.kind == "scaling":
+            f = s.entry
+            sizes = [f"{n:g}" for n in f["sizes"]]
             row = {"result": [float(v) for v in f["median_s"]], "params": [sizes]}
             row["stats_repeat"] = [f["rounds"]] * len(sizes)
-            add(m["id"], "time", "seconds", row, code, params=[sizes])
-        elif kind == "record":
-            row = {"result": [float(m["value"])], "params": []}
-            add(m["id"], "track", m.get("unit") or "unit", row, code)
+            add(s.id, "time", "seconds", row, code, params=[sizes])
+        elif s.kind == "record":
+            row = {"result": [float(s.entry["value"])], "params": []}
+            add(s.id, "track", s.unit or "unit", row, code)
     return out
 
 

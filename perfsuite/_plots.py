@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._results import write_atomic
+from ._results import iter_series, write_atomic
 
 
 def _slug(text: str) -> str:
@@ -81,6 +81,9 @@ def plot_steps(m: dict[str, Any], path: Path) -> Path:
     ax.hist(shown, bins=min(40, max(5, len(shown) // 3)), label=label)
     median = s["stats"]["median"] * 1e3
     ax.axvline(median, color="black", linestyle="--", label=f"median {median:.3g} ms")
+    # The mean is what a training run pays per step (stalls included): shown beside it.
+    mean = s["stats"]["mean"] * 1e3
+    ax.axvline(mean, color="tab:red", linestyle=":", label=f"mean {mean:.3g} ms")
     ax.set_xlabel("step time (ms)")
     ax.set_ylabel("steps")
     ax.set_title(
@@ -96,12 +99,12 @@ def plot_steps(m: dict[str, Any], path: Path) -> Path:
 def write_plots(doc: dict[str, Any], folder: Path, *, stem: str) -> dict[str, list[Path]]:
     """Every plot the document supports, as `{measurement id: [png paths]}`."""
     out: dict[str, list[Path]] = {}
-    for m in doc.get("measurements", []):
-        kind = m.get("kind")
-        if kind == "scaling" and len(m["scaling"].get("sizes", [])) >= 2:
+    for s in iter_series(doc):
+        m = s.measurement
+        if s.kind == "scaling" and len(s.entry.get("sizes", [])) >= 2:
             path = folder / f"{stem}-{_slug(m['id'])}-scaling.png"
             out.setdefault(m["id"], []).append(plot_scaling(m, path))
-        elif kind == "steps" and m["steps"].get("samples_s"):
+        elif s.kind == "steps" and s.samples:
             path = folder / f"{stem}-{_slug(m['id'])}-steps.png"
             out.setdefault(m["id"], []).append(plot_steps(m, path))
     return out

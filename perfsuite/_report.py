@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._format import fmt_seconds
+from ._results import Series, measurement_series
 
 
 HEADER = (
@@ -83,21 +84,13 @@ def _candidate_row(label: str, cand: dict[str, Any], per_unit: str = "") -> tupl
 
 
 def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
-    """One row per timed thing, plus one per verdict, in the order they were measured."""
+    """One row per series (`measurement_series`), then one per verdict, in measured order."""
     out: list[tuple[str, ...]] = []
     for m in measurements:
-        mid = m["id"]
-        kind = m["kind"]
-        if kind == "measure":
-            per = ""
-            if m.get("per_unit_s") is not None:
-                per = f"{fmt_seconds(m['per_unit_s'])}/{m.get('unit') or 'unit'}"
-            out.append(_candidate_row(mid, m["candidate"], per))
-        elif kind == "compare":
-            comparison = m["comparison"]
-            for cand in comparison["candidates"]:
-                out.append(_candidate_row(f"{m['test']}::{cand['name']}", cand))
-            for v in comparison["verdicts"]:
+        for s in measurement_series(m):
+            out.extend(_series_rows(s))
+        if m["kind"] == "compare":
+            for v in m["comparison"]["verdicts"]:
                 r = v["ratio"]
                 out.append(
                     _row(
@@ -106,37 +99,6 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                         result=f"{_ratio(r['estimate'], r['low'], r['high'])} {v['verdict']}",
                     )
                 )
-        elif kind == "steps":
-            st = m["steps"]
-            stats = st["stats"]
-            out.append(
-                _row(
-                    mid,
-                    _per_call(st),
-                    st.get("tails"),
-                    f"{_g(stats['steps_per_s'], '.3g')} steps/s",
-                    stats["rounds"],
-                    st["first_step_s"],
-                    f"{st['retraces']} retraces",
-                )
-            )
-        elif kind == "scaling":
-            f = m["scaling"]
-            for size, med, per in zip(
-                f["sizes"], f["median_s"], f["per_unit_s"] or [None] * len(f["sizes"])
-            ):
-                per_text = "" if per is None else f"{fmt_seconds(per)}/{f.get('unit') or 'unit'}"
-                out.append(_row(f"{mid}[{size:g}]", med, per_unit=per_text, rounds=f["rounds"]))
-            out.append(
-                _row(
-                    f"  scaling({f['law']})",
-                    rounds=f["rounds"],
-                    result=f"slope {_ratio(f['slope'], f['low'], f['high'], '.2f', '')} "
-                    f"{m['verdict']}",
-                )
-            )
-        elif kind == "record":
-            out.append(_row(mid, result=f"{m['value']:.4g} {m['unit']}"))
         # One verdict per series: a comparison has one per candidate (`baselines`).
         several = len(m.get("baselines", [])) > 1
         for b in m["baselines"] if several else [m["baseline"]] if "baseline" in m else []:
@@ -149,6 +111,50 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                 )
             )
     return out
+
+
+def _series_rows(s: Series) -> list[tuple[str, ...]]:
+    m = s.measurement
+    if s.kind == "measure":
+        per = ""
+        if m.get("per_unit_s") is not None:
+            per = f"{fmt_seconds(m['per_unit_s'])}/{m.get('unit') or 'unit'}"
+        return [_candidate_row(s.id, s.entry, per)]
+    if s.kind == "compare":
+        return [_candidate_row(s.id, s.entry)]
+    if s.kind == "steps":
+        st = s.entry
+        stats = st["stats"]
+        return [
+            _row(
+                s.id,
+                _per_call(st),
+                st.get("tails"),
+                f"{_g(stats['steps_per_s'], '.3g')} steps/s",
+                stats["rounds"],
+                st["first_step_s"],
+                f"{st['retraces']} retraces",
+            )
+        ]
+    if s.kind == "scaling":
+        f = s.entry
+        out = []
+        for size, med, per in zip(
+            f["sizes"], f["median_s"], f["per_unit_s"] or [None] * len(f["sizes"])
+        ):
+            per_text = "" if per is None else f"{fmt_seconds(per)}/{f.get('unit') or 'unit'}"
+            out.append(_row(f"{s.id}[{size:g}]", med, per_unit=per_text, rounds=f["rounds"]))
+        out.append(
+            _row(
+                f"  scaling({f['law']})",
+                rounds=f["rounds"],
+                result=f"slope {_ratio(f['slope'], f['low'], f['high'], '.2f', '')} {m['verdict']}",
+            )
+        )
+        return out
+    if s.kind == "record":
+        return [_row(s.id, result=f"{m['value']:.4g} {m['unit']}")]
+    return [_row(s.id, result=f"(kind {s.kind!r}: not shown by this perfsuite)")]
 
 
 def text_table(measurements: Iterable[dict[str, Any]]) -> str:

@@ -11,6 +11,8 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -114,23 +116,76 @@ def fingerprint() -> dict[str, Any]:
     return info
 
 
-def series(doc: dict[str, Any]) -> dict[str, list[float]]:
-    """Every timed series in a results document, by stable id: seconds per call per round.
+@dataclass(frozen=True)
+class Series:
+    """One series of a results document, as every reader sees it (`iter_series`).
 
-    `measure` and `steps` give one series each (`<test>::<name>`); a comparison gives one per
-    candidate (`<test>::<candidate>`). These are what baselines, `perfsuite ab` and asv use.
+    `kind` is the measurement's (`measure`, `steps`, `compare`, `scaling`, `record`, or a
+    kind this version does not know); a comparison gives one series per candidate. Timed
+    series (`timed`) carry `samples`: seconds per call per round (per step for `steps`),
+    the numbers baselines, `perfsuite ab` and asv compare. `entry` is the part of the
+    measurement the series was read from (the candidate, the steps, the fit, the record),
+    `measurement` the whole of it, for readers that render more than the samples.
     """
-    out: dict[str, list[float]] = {}
+
+    id: str
+    test: str
+    name: str
+    kind: str
+    unit: str
+    samples: tuple[float, ...]
+    entry: dict[str, Any]
+    measurement: dict[str, Any]
+    #: Calls per round behind each sample (None where not applicable).
+    iterations: int | None = None
+
+    @property
+    def timed(self) -> bool:
+        return self.kind in ("measure", "steps", "compare")
+
+
+def measurement_series(m: dict[str, Any]) -> list[Series]:
+    """The series of one measurement (of a document `validate_document` accepted)."""
+    kind = m["kind"]
+    test = m["test"]
+
+    def make(sid, name, unit, samples, entry, iterations=None):
+        return Series(sid, test, name, kind, unit, tuple(samples), entry, m, iterations)
+
+    if kind == "measure":
+        c = m["candidate"]
+        return [make(m["id"], m["name"], "s", c["samples_s"], c, c.get("iterations_per_round"))]
+    if kind == "steps":
+        return [make(m["id"], m["name"], "s", m["steps"]["samples_s"], m["steps"], 1)]
+    if kind == "compare":
+        return [
+            make(
+                f"{test}::{c['name']}",
+                c["name"],
+                "s",
+                c["samples_s"],
+                c,
+                c.get("iterations_per_round"),
+            )
+            for c in m["comparison"]["candidates"]
+        ]
+    if kind == "scaling":
+        return [make(m["id"], m["name"], "s", (), m["scaling"])]
+    if kind == "record":
+        return [make(m["id"], m["name"], m.get("unit") or "", (), m)]
+    return [make(m["id"], m["name"], "", (), m)]  # a kind from a newer perfsuite
+
+
+def iter_series(doc: dict[str, Any]) -> Iterator[Series]:
+    """Every series of a results document, in the order measured: the one reader of
+    `measurements` that baselines, `perfsuite ab`, asv export, reports and plots share."""
     for m in doc.get("measurements", []):
-        kind = m.get("kind")
-        if kind == "measure":
-            out[m["id"]] = list(m["candidate"]["samples_s"])
-        elif kind == "steps":
-            out[m["id"]] = list(m["steps"]["samples_s"])
-        elif kind == "compare":
-            for cand in m["comparison"]["candidates"]:
-                out[f"{m['test']}::{cand['name']}"] = list(cand["samples_s"])
-    return out
+        yield from measurement_series(m)
+
+
+def series(doc: dict[str, Any]) -> dict[str, list[float]]:
+    """Every timed series by stable id: seconds per call per round (see `Series`)."""
+    return {s.id: list(s.samples) for s in iter_series(doc) if s.timed}
 
 
 #: The fingerprint fields a baseline must share with the current run (the hardware).

@@ -87,15 +87,28 @@ def test_signed_rank_interval_is_narrower_than_the_sign_test() -> None:
 def test_run_statistics_takes_the_median_of_every_kind() -> None:
     doc = {
         "measurements": [
-            {"kind": "measure", "id": "t::m", "candidate": {"samples_s": [3.0, 1.0, 2.0]}},
-            {"kind": "steps", "id": "t::s", "steps": {"samples_s": [3.0, 1.0, 2.0]}},
+            {
+                "kind": "measure",
+                "id": "t::m",
+                "test": "t",
+                "name": "m",
+                "candidate": {"samples_s": [3.0, 1.0, 2.0]},
+            },
+            {
+                "kind": "steps",
+                "id": "t::s",
+                "test": "t",
+                "name": "s",
+                "steps": {"samples_s": [3.0, 1.0, 2.0]},
+            },
             {
                 "kind": "compare",
                 "id": "t::a+b",
                 "test": "t",
+                "name": "a+b",
                 "comparison": {"candidates": [{"name": "a", "samples_s": [5.0, 4.0]}]},
             },
-            {"kind": "record", "id": "t::r", "value": 1.0},
+            {"kind": "record", "id": "t::r", "test": "t", "name": "r", "value": 1.0},
         ]
     }
     assert _ab.run_statistics(doc, None) == {
