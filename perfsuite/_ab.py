@@ -31,7 +31,6 @@ within it; otherwise more pairs run until `--max-runs` or `--budget`, and the ve
 from __future__ import annotations
 
 import math
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import _ab_runs
+from ._ab_config import AbConfig as AbConfig
 from ._ab_report import render_markdown, render_text, write_json_report  # noqa: F401
 from ._ab_runs import (  # noqa: F401  (re-exported)
     AbError,
@@ -55,7 +55,6 @@ from ._ab_runs import (  # noqa: F401  (re-exported)
     worktrees,
 )
 from ._format import fmt_seconds
-from ._options import FailExpr
 from ._stats import TESTS, paired_interval, signed_rank_interval  # noqa: F401  (re-exported)
 
 
@@ -63,36 +62,6 @@ EXIT_OK, EXIT_REGRESSION, EXIT_ERROR, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
 AB_SCHEMA = "perfsuite.ab"
 AB_SCHEMA_VERSION = 1
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class AbConfig:
-    """Everything `perfsuite ab` was asked to do, checked once by the CLI."""
-
-    base: str
-    head: str | None
-    pytest_args: tuple[str, ...]
-    fail: FailExpr
-    #: Statistic per run forced by `--fail stat:X%`, or None for the median.
-    stat: str | None = None
-    min_runs: int = 8
-    max_runs: int = 30
-    budget_s: float = 900.0
-    level: float = 0.99
-    test: str = "signed-rank"
-    repo: Path = field(default_factory=Path.cwd)
-    run_timeout_s: float = 600.0
-    python: str = sys.executable
-    #: Pin both runs of a pair to one CPU (rotating from pair to pair).
-    pin: bool = True
-    #: Run the two sides of a pair one after the other (for workloads that cannot share the
-    #: machine, e.g. a model that fills the GPU's memory).
-    sequential: bool = False
-    #: Pairs run at once, each pinned to its own CPU from its start (1: one pair at a time).
-    jobs: int = 1
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ._results import iter_series, load_document
 
 
 if TYPE_CHECKING:
-    from ._ab import AbConfig
+    from ._ab_config import AbConfig
 
 
 #: Set while `perfsuite ab` stops (interrupted, terminated, or a pair failed) with pairs
