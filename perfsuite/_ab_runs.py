@@ -25,6 +25,7 @@ import numpy as np
 from . import _turns as turns
 from ._errors import AbError as AbError
 from ._errors import SchemaError
+from ._machine import GitError, git
 from ._results import iter_series, load_document
 
 
@@ -59,15 +60,11 @@ def run_statistics(doc: dict[str, Any], stat: str | None) -> dict[str, tuple[str
 
 
 def _git(repo: Path, *args: str) -> str:
+    """`_machine.git` with its failure as the verdict's error (worktrees can take a while)."""
     try:
-        proc = subprocess.run(
-            ["git", *args], cwd=repo, capture_output=True, text=True, timeout=120, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AbError(f"git {' '.join(args)} failed in {repo}: {exc}") from None
-    if proc.returncode != 0:
-        raise AbError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+        return git(repo, *args, timeout=120)
+    except GitError as exc:
+        raise AbError(str(exc)) from None
 
 
 def resolve_commit(repo: Path, rev: str, arg: str) -> str:

@@ -16,13 +16,13 @@ import datetime as _dt
 import hashlib
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._errors import AsvExportError, SchemaError
+from ._machine import git_or_none
 from ._results import iter_series, load_document, write_atomic
 from ._stats import sign_test_interval
 
@@ -155,17 +155,17 @@ def _read_results_dir(config: Path) -> Path:
     return config.parent / conf.get("results_dir", "results")
 
 
-def _commit_date_ms(commit: str, doc: dict[str, Any]) -> int:
-    """asv's `date` is the commit's date (JavaScript ms); fall back to the results' date."""
-    try:
-        out = subprocess.run(
-            ["git", "show", "-s", "--format=%ct", commit],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
-        return int(out) * 1000
-    except (OSError, subprocess.SubprocessError, ValueError):
-        created = _dt.datetime.fromisoformat(doc["created"])
-        return int(created.timestamp() * 1000)
+def _commit_date_ms(commit: str, doc: dict[str, Any], repo: Path) -> int:
+    """asv's `date` is the commit's date (JavaScript ms), asked of `repo`, the checkout the
+    results were measured in when it is still there, else the one the asv config is in; the
+    results' own date where neither knows the commit."""
+    recorded = (doc.get("commit") or {}).get("repo")
+    for where in ([Path(recorded)] if recorded and Path(recorded).is_dir() else []) + [repo]:
+        out = git_or_none(where, "show", "-s", "--format=%ct", commit)
+        if out and out.isdigit():
+            return int(out) * 1000
+    created = _dt.datetime.fromisoformat(doc["created"])
+    return int(created.timestamp() * 1000)
 
 
 def _machine_info(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -242,7 +242,7 @@ def export(
     data = existing or {
         "commit_hash": commit,
         "env_name": env,
-        "date": _commit_date_ms(commit, doc),
+        "date": _commit_date_ms(commit, doc, config.resolve().parent),
         "params": params,
         "python": python,
         "requirements": {},

@@ -3,117 +3,25 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
-import platform
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ._errors import SchemaError as SchemaError
+from ._machine import MACHINE_KEYS as MACHINE_KEYS
+from ._machine import commit_info as commit_info
+from ._machine import fingerprint as fingerprint
+from ._machine import machine_fingerprint as machine_fingerprint
+from ._machine import machine_id as machine_id
 
 
 SCHEMA = "perfsuite.results"
 SCHEMA_VERSION = 1
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _nvidia_smi() -> list[dict[str, str]]:
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    gpus = []
-    for line in out.strip().splitlines():
-        name, driver, memory = (part.strip() for part in line.split(","))
-        gpus.append({"name": name, "driver": driver, "memory": memory})
-    return gpus
-
-
-def _tpu() -> str | None:
-    if os.environ.get("TPU_ACCELERATOR_TYPE"):
-        return os.environ["TPU_ACCELERATOR_TYPE"]
-    return "present" if Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists() else None
-
-
-def machine_fingerprint(gpus: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    """The hardware part of the fingerprint, and its id. Never touches a framework."""
-    if gpus is None:
-        gpus = _nvidia_smi()
-    info: dict[str, Any] = {
-        "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
-        "cores": os.cpu_count(),
-        "gpu_models": sorted(g["name"] for g in gpus),
-        "tpu": _tpu(),
-    }
-    info["id"] = machine_id(info)
-    return info
-
-
-def fingerprint() -> dict[str, Any]:
-    """What the numbers depend on: hardware, drivers, framework versions, XLA flags.
-
-    Frameworks are asked only when the session already imported them; versions come from
-    package metadata, so writing results never initialises a backend.
-    """
-    gpus = _nvidia_smi()
-    info: dict[str, Any] = {
-        **machine_fingerprint(gpus),
-        "hostname": platform.node(),
-        "system": platform.system(),
-        "python": platform.python_version(),
-        "versions": {
-            name: _version(name) for name in ("jax", "jaxlib", "equinox", "optax", "torch", "numpy")
-        },
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "gpus": gpus,
-        "accelerator": None,
-        "cuda": None,
-    }
-    if "torch" in sys.modules:
-        info["cuda"] = getattr(sys.modules["torch"].version, "cuda", None)
-    if "jax" in sys.modules:
-        try:
-            import jax
-
-            devices = jax.devices()
-            info["jax_backend"] = jax.default_backend()
-            info["accelerator"] = f"{devices[0].platform}:{devices[0].device_kind} x{len(devices)}"
-        except Exception as exc:  # a broken backend must not lose the results
-            info["jax_backend"] = f"error: {exc}"
-    if info["accelerator"] is None and gpus:
-        info["accelerator"] = f"gpu:{gpus[0]['name']} x{len(gpus)}"
-    return info
 
 
 @dataclass(frozen=True)
@@ -186,39 +94,6 @@ def iter_series(doc: dict[str, Any]) -> Iterator[Series]:
 def series(doc: dict[str, Any]) -> dict[str, list[float]]:
     """Every timed series by stable id: seconds per call per round (see `Series`)."""
     return {s.id: list(s.samples) for s in iter_series(doc) if s.timed}
-
-
-#: The fingerprint fields a baseline must share with the current run (the hardware).
-MACHINE_KEYS = ("machine", "cpu_model", "cores", "gpu_models", "tpu")
-
-
-def machine_id(info: dict[str, Any]) -> str:
-    """Stable id of the hardware a baseline is valid for (not versions, not the host name).
-
-    Computed without importing any framework, so it is the same at configure time (when a
-    baseline is looked up) and at the end of the session (when results are saved).
-    """
-    key = {k: info.get(k) for k in MACHINE_KEYS}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{info.get('machine', 'unknown')}-{digest}"
-
-
-def commit_info(root: Path) -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "id": commit,
-        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-        "dirty": bool(status) if status is not None else None,
-    }
 
 
 def _default(obj: Any) -> Any:
