@@ -9,9 +9,11 @@ together and lets them take turns (`perfsuite._turns`); `run_once` runs one alon
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -108,10 +110,38 @@ def _needs_plugin_flag(env: dict[str, str]) -> bool:
     return not any(ep.value == "perfsuite.plugin" for ep in entry_points(group="pytest11"))
 
 
-def run_env(tree: Path) -> dict[str, str]:
+def import_roots(repo: Path, tree: Path, path: list[str] | None = None) -> list[Path]:
+    """Where a run in `tree` imports the project's own code from.
+
+    The entries of this interpreter's import path (`path`, default `sys.path`) that lie in
+    `repo` (an editable install's `.pth`, `PYTHONPATH`, the current directory) are mapped
+    into `tree`: an editable install of the main checkout would otherwise make BASE import
+    HEAD's code. A project not installed from `repo` gets `tree/src` when that folder holds
+    a package (the src layout) and `tree` itself (the flat layout).
+    """
+    repo = repo.resolve()
+    roots: list[Path] = []
+    for entry in sys.path if path is None else path:
+        p = Path(entry or ".").resolve()
+        if p == repo or repo in p.parents:
+            roots.append(tree / p.relative_to(repo))
+    if not roots:
+        src = tree / "src"
+        if src.is_dir() and any((child / "__init__.py").is_file() for child in src.iterdir()):
+            roots.append(src)
+        roots.append(tree)
+    return list(dict.fromkeys(roots))
+
+
+@functools.lru_cache(maxsize=8)
+def _toplevel(repo: Path) -> Path:
+    return Path(_git(repo, "rev-parse", "--show-toplevel"))
+
+
+def run_env(tree: Path, repo: Path | None = None) -> dict[str, str]:
     """Environment of one run: the worktree's own code first on the import path."""
     env = dict(os.environ)
-    paths = [str(tree / "src"), str(tree)]
+    paths = [str(p) for p in import_roots(_toplevel(repo or tree), tree)]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -156,7 +186,7 @@ def _result(
 def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) -> RunResult:
     """One run on its own (no partner): what `run_pair` does for each side, sequentially."""
     json_path = out_dir / f"{side.lower()}-{index:03d}.json"
-    env = run_env(tree)
+    env = run_env(tree, cfg.repo)
     cmd = _command(cfg, json_path, env)
     start = time.perf_counter()
     try:
@@ -214,7 +244,7 @@ def run_pair(
         for k, side in enumerate(order):
             other = order[1 - k]
             json_path = out_dir / f"{side.lower()}-{index:03d}.json"
-            env = run_env(trees[side])
+            env = run_env(trees[side], cfg.repo)
             # The second in `order` hands the token over first, so the first measures first.
             spec = f"{inbox[side]}:{inbox[other]}:{k}" + ("" if cpu is None else f":{cpu}")
             env[turns.ENV] = spec

@@ -376,3 +376,32 @@ def test_cpu_rotation_balances_who_leads_and_separates_concurrent_pairs(cpus) ->
         for start in range(0, n - jobs, jobs):
             batch = slots[start : start + jobs]
             assert len(set(batch)) == len(batch)
+
+
+# --------------------------------------------------------------------------- import roots
+
+
+def test_import_roots_map_the_checkouts_entries_into_the_worktree(tmp_path: Path) -> None:
+    from perfsuite._ab_runs import import_roots
+
+    repo, tree = tmp_path / "repo", tmp_path / "wt"
+    (repo / "src").mkdir(parents=True)
+    tree.mkdir()
+    # An editable install of `repo` (src layout) and an unrelated site-packages.
+    path = [str(repo), str(repo / "src"), str(tmp_path / "site-packages")]
+    assert import_roots(repo, tree, path) == [tree, tree / "src"]
+
+
+def test_import_roots_of_a_project_not_installed_follow_its_layout(tmp_path: Path) -> None:
+    from perfsuite._ab_runs import import_roots
+
+    repo, flat, src_layout = tmp_path / "repo", tmp_path / "flat", tmp_path / "srcl"
+    repo.mkdir()
+    flat.mkdir()
+    (flat / "pkg").mkdir()
+    (flat / "pkg" / "__init__.py").write_text("")
+    (src_layout / "src" / "pkg").mkdir(parents=True)
+    (src_layout / "src" / "pkg" / "__init__.py").write_text("")
+    elsewhere = [str(tmp_path / "site-packages")]
+    assert import_roots(repo, flat, elsewhere) == [flat]
+    assert import_roots(repo, src_layout, elsewhere) == [src_layout / "src", src_layout]
