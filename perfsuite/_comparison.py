@@ -222,6 +222,7 @@ def compare(
     instrument: str | None = None,
     statistic: str | None = None,
     device_lock: Callable[[], Any] = contextlib.nullcontext,
+    before_round: Callable[[], None] = lambda: None,
     on_verdict: Callable[[dict[str, Any]], None] = lambda verdict: None,
     **fns: Callable[[], Any],
 ) -> Comparison:
@@ -236,7 +237,7 @@ def compare(
     settings = settings or Settings()
     if statistic is not None:
         settings = dataclasses.replace(settings, statistic=check_statistic(statistic))
-    engine = Engine(settings, device_lock)
+    engine = Engine(settings, device_lock, before_round)
     with engine.lock():
         cands = [engine.prepare(name, fn, instrument) for name, fn in fns.items()]
         engine.run_rounds(cands, engine.settings.min_rounds)

@@ -37,7 +37,6 @@ import numpy as np
 from ._compile import CompileLog, compile_log
 from ._errors import PerfWarning
 from ._settings import Settings
-from ._turns import take_turn
 from .instruments import Instrument, select_instrument
 
 
@@ -147,9 +146,17 @@ def _warn_if_lazy(name: str, out: Any) -> None:
 class Engine:
     """Runs candidates under one test's settings and keeps count of the time spent."""
 
-    def __init__(self, settings: Settings, device_lock: Callable[[], Any]):
+    def __init__(
+        self,
+        settings: Settings,
+        device_lock: Callable[[], Any],
+        before_round: Callable[[], None] = lambda: None,
+    ):
         self.settings = settings
         self._device_lock = device_lock
+        #: Called before every timed section (the plugin hands `perfsuite ab`'s turn-taking
+        #: here, so the partner process waits while this one times).
+        self.before_round = before_round
         self.spent_s = 0.0
         #: Wall time of every round so far (what a further round is predicted from).
         self.round_walls: list[float] = []
@@ -162,7 +169,7 @@ class Engine:
         """First call (kept apart: it includes tracing/compilation), warm-up and calibration."""
         if not callable(fn):
             raise TypeError(f"`{name}` must be a callable taking no arguments, got {fn!r}.")
-        take_turn()  # under `perfsuite ab`: the partner process waits while we compile/warm up
+        self.before_round()  # under `perfsuite ab`: the partner waits while we compile/warm up
         with compile_log() as first_log:
             start = time.perf_counter()
             out = fn()
@@ -214,7 +221,7 @@ class Engine:
         for _ in range(rounds):
             if within_budget and self.spent_s + self.round_seconds() > self.settings.budget_s:
                 return
-            take_turn()
+            self.before_round()
             start_index = len(candidates[0].samples) % n
             order = candidates[start_index:] + candidates[:start_index]
             round_start = time.perf_counter()

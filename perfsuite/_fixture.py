@@ -87,11 +87,13 @@ class Perf:
         settings: Settings,
         device_lock: Callable[[], Any],
         sink: Callable[[dict[str, Any]], None],
+        before_round: Callable[[], None] = lambda: None,
     ):
         self.nodeid = nodeid
         self.settings = settings
         self._device_lock = device_lock
         self._sink = sink
+        self._before_round = before_round
         #: Names (and compare candidates) used so far in this test: see `_claim`.
         self._names: set[str] = set()
 
@@ -101,7 +103,7 @@ class Perf:
         settings = self.settings
         if statistic is not None:
             settings = dataclasses.replace(settings, statistic=check_statistic(statistic))
-        return Engine(settings, self._device_lock)
+        return Engine(settings, self._device_lock, self._before_round)
 
     def _emit(self, kind: str, name: str, **payload: Any) -> None:
         self._claim(kind, name, payload)
@@ -185,6 +187,7 @@ class Perf:
             instrument=instrument,
             statistic=statistic,
             device_lock=self._device_lock,
+            before_round=self._before_round,
             on_verdict=record["verdicts"].append,
             **fns,
         )

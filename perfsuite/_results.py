@@ -55,16 +55,19 @@ class Series:
 def measurement_series(m: dict[str, Any]) -> list[Series]:
     """The series of one measurement (of a document `validate_document` accepted)."""
     kind = m["kind"]
-    test = m["test"]
+    # `validate_document` requires `test` and `name`; documents built in memory by older
+    # code may carry only the id, which holds both.
+    test = m.get("test") or m["id"].rsplit("::", 1)[0]
+    name = m.get("name") or m["id"].rsplit("::", 1)[-1]
 
     def make(sid, name, unit, samples, entry, iterations=None):
         return Series(sid, test, name, kind, unit, tuple(samples), entry, m, iterations)
 
     if kind == "measure":
         c = m["candidate"]
-        return [make(m["id"], m["name"], "s", c["samples_s"], c, c.get("iterations_per_round"))]
+        return [make(m["id"], name, "s", c["samples_s"], c, c.get("iterations_per_round"))]
     if kind == "steps":
-        return [make(m["id"], m["name"], "s", m["steps"]["samples_s"], m["steps"], 1)]
+        return [make(m["id"], name, "s", m["steps"]["samples_s"], m["steps"], 1)]
     if kind == "compare":
         return [
             make(
@@ -78,10 +81,10 @@ def measurement_series(m: dict[str, Any]) -> list[Series]:
             for c in m["comparison"]["candidates"]
         ]
     if kind == "scaling":
-        return [make(m["id"], m["name"], "s", (), m["scaling"])]
+        return [make(m["id"], name, "s", (), m["scaling"])]
     if kind == "record":
-        return [make(m["id"], m["name"], m.get("unit") or "", (), m)]
-    return [make(m["id"], m["name"], "", (), m)]  # a kind from a newer perfsuite
+        return [make(m["id"], name, m.get("unit") or "", (), m)]
+    return [make(m["id"], name, "", (), m)]  # a kind from a newer perfsuite
 
 
 def iter_series(doc: dict[str, Any]) -> Iterator[Series]:

@@ -14,7 +14,6 @@ from ._compile import CompileLog, compile_log
 from ._engine import Engine, tails_of
 from ._errors import PerfFailure
 from ._format import fmt_seconds
-from ._turns import take_turn
 from .instruments import select_instrument
 
 
@@ -152,7 +151,7 @@ def run_steps(
     steady = CompileLog()
     times: list[float] = []
     with engine.lock():
-        take_turn()
+        engine.before_round()
         with compile_log() as first:
             start = time.perf_counter()
             state = step(state, next(source))
@@ -163,7 +162,7 @@ def run_steps(
                 state = step(state, next(source))
                 inst.wait(state)
         for _ in range(n):
-            take_turn()
+            engine.before_round()
             batch = next(source)
             with compile_log() as log:
                 start = time.perf_counter()

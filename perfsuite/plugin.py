@@ -94,7 +94,9 @@ def perf(request: pytest.FixtureRequest) -> Perf:
 
     marker = PerfMarkerOptions.from_pytest_item(node)
     session = config.stash[perf_session_key]
-    return Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add)
+    # Under `perfsuite ab` every timed section first takes this process's turn.
+    before_round = _turns.take_turn if os.environ.get(_turns.ENV) else lambda: None
+    return Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

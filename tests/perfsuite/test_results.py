@@ -32,7 +32,7 @@ def test_document_has_schema_fingerprint_commit_and_raw_samples(run_perf, pytest
     for key in ("cpu_model", "cores", "gpus", "versions", "xla_flags", "python", "id", "cuda"):
         assert key in machine, key
     assert set(machine["versions"]) >= {"jax", "jaxlib", "torch"}
-    assert set(doc["commit"]) == {"id", "branch", "dirty"}
+    assert set(doc["commit"]) == {"id", "branch", "dirty", "repo"}
     (m,) = doc["measurements"]
     assert m["id"].endswith("test_x::sum")
     samples = m["candidate"]["samples_s"]
