@@ -347,14 +347,16 @@ def _band_of(e: dict[str, Any]) -> Band:
 
 
 def _message(word: str, e: dict[str, Any], cfg: Any) -> str:
-    rule = f"--perf-fail={cfg.fail}" if cfg.fail is not None else "the default 5% limit"
+    if cfg.fail is not None:
+        rule = f"--perf-fail={cfg.fail} fails when the lower bound > {e['limit']:.3g}x"
+    else:
+        rule = f"regression when the lower bound > {e['limit']:.3g}x (the default 5% limit)"
     return (
         f"{word} {e['series']}: {e['statistic']} per session {e['ratio']:.3g}x the baseline's "
         f"({fmt_seconds(e['current_s'])} vs {fmt_seconds(e['baseline_s'])}; "
         f"{e['level']:.0%} interval {e['low']:.3g}x..{e['high']:.3g}x from the "
         f"{_band_of(e).describe()}; {e['rounds']} rounds this session, {e['baseline_rounds']} "
-        f"per baseline session). Rule: {rule} fails when the lower bound > {e['limit']:.3g}x. "
-        + SEES
+        f"per baseline session). Rule: {rule}. " + SEES
     )
 
 
@@ -396,11 +398,15 @@ def summary_lines(session: PerfSession) -> list[tuple[str, dict[str, bool]]]:
                     {"yellow": True},
                 )
             )
-        if not (cfg.fail is not None and cfg.fail_inconclusive):
-            for m in doc.get("measurements", []):
-                for e in m.get("baselines", []):
-                    if e["verdict"] == "inconclusive":
-                        out.append((f"perf: {_message('INCONCLUSIVE', e, cfg)}", {"yellow": True}))
+        strict = cfg.fail is not None and cfg.fail_inconclusive
+        for m in doc.get("measurements", []):
+            for e in m.get("baselines", []):
+                if e["verdict"] == "inconclusive" and not strict:
+                    out.append((f"perf: {_message('INCONCLUSIVE', e, cfg)}", {"yellow": True}))
+                if e["verdict"] == "regression" and cfg.fail is None:
+                    # Reported, not failed: without --perf-fail nothing fails the session.
+                    text = _message("REGRESSION", e, cfg) + " (not failing: no --perf-fail)"
+                    out.append((f"perf: {text}", {"yellow": True, "bold": True}))
     note = getattr(session, "save_note", None)
     if note is not None:
         out.append(note)

@@ -99,7 +99,14 @@ def test_without_perf_fail_a_regression_is_reported_not_failed(pytester: pytest.
     _write(pytester, n=5000)
     result = _run(pytester, "--perf-compare=fast")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*vs baseline fast*regression*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*vs baseline fast*regression*",
+            "perf: REGRESSION test_work.py::test_loop::loop: median per session*"
+            "Rule: regression when the lower bound > 1.05x (the default 5% limit)*"
+            "(not failing: no --perf-fail)",
+        ]
+    )
 
 
 def test_compare_with_a_results_path(pytester: pytest.Pytester) -> None:
