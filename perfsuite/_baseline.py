@@ -61,8 +61,9 @@ MIN_SESSIONS = 5
 #: caught unless the two sessions' machine states happen to differ that much.
 DEFAULT_BAND = 1.8
 #: Smallest between-session spread (SD of log times) the estimate may claim: a handful of
-#: quiet sessions does not prove that the next one will be as quiet.
-SPREAD_FLOOR = 0.02
+#: quiet sessions does not prove that the next one will be as quiet. On the CI VM five
+#: sessions saved back to back varied by 3%, sessions minutes apart by 10-13%.
+SPREAD_FLOOR = 0.06
 #: Two-sided level of the interval.
 LEVEL = 0.99
 # Student t quantiles at 0.995 by degrees of freedom (scipy.stats.t.ppf; scipy.stats costs

@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,6 +41,8 @@ from perfsuite._stats import wilson_interval
 ROOT = Path(__file__).resolve().parents[1]
 
 SLOWDOWNS = {"aa": 1.0, "p10": 1.10, "x2": 2.0}
+#: A session is "quiet" when other processes used less than this many cores meanwhile.
+QUIET_CORES = 0.25
 
 # Two workloads of known cost, linear in their length: an interpreter-bound loop (its speed
 # depends on where a process's objects land in memory, so it varies most between processes)
@@ -83,8 +87,26 @@ def test_chain(perf):
 """
 
 
+def _cpu() -> tuple[float, float]:
+    """Seconds of busy and stolen CPU time of the whole machine so far (`/proc/stat`)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return math.nan, math.nan
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def session(folder: Path, args: argparse.Namespace, slowdown: float, *extra: str) -> dict:
-    """One pytest session; returns its exit code, its JSON document and its wall time."""
+    """One pytest session; returns its exit code, its JSON document, its wall time, and the
+    CPU that others used meanwhile (`foreign_cores`: busy CPU time not ours per second of
+    wall time; `steal_cores`: time the hypervisor gave to other guests)."""
     out = folder / f"session-{time.monotonic_ns()}.json"
     tree = Path(args.tree).resolve()
     cmd = [
@@ -98,15 +120,27 @@ def session(folder: Path, args: argparse.Namespace, slowdown: float, *extra: str
         PERF_CALIB_SLOWDOWN=repr(slowdown),
         OPENBLAS_NUM_THREADS="1",
     )
+    busy0, steal0 = _cpu()
+    ours0 = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
+    busy1, steal1 = _cpu()
+    foreign = max(0.0, (busy1 - busy0) - (_children_cpu() - ours0)) / seconds
+    steal = (steal1 - steal0) / seconds
     text = proc.stdout + proc.stderr
     if proc.returncode not in (0, 1) or not out.exists():
         raise RuntimeError(f"pytest failed ({proc.returncode}):\n{text[-3000:]}")
     doc = json.loads(out.read_text())
     out.unlink()
-    return {"rc": proc.returncode, "doc": doc, "text": text, "seconds": seconds}
+    return {
+        "rc": proc.returncode,
+        "doc": doc,
+        "text": text,
+        "seconds": seconds,
+        "foreign_cores": foreign,
+        "steal_cores": steal,
+    }
 
 
 def verdicts(doc: dict) -> dict[str, dict]:
@@ -126,11 +160,16 @@ def summarise(trials: list[dict]) -> dict:
         low, high = wilson_interval(failed, len(ts))
         words = [v for t in ts for v in t["verdicts"].values()]
         ratios = sorted(r for t in ts for r in t["ratios"].values())
+        quiet = [t for t in ts if t.get("foreign_cores", 0.0) < QUIET_CORES]
+        q_failed = sum(t["failed"] for t in quiet)
         out[scenario] = {
             "sessions": len(ts),
             "failed": failed,
             "rate": failed / len(ts),
             "wilson95": [low, high],
+            "quiet_sessions": len(quiet),
+            "quiet_failed": q_failed,
+            "quiet_wilson95": list(wilson_interval(q_failed, len(quiet))),
             "series_verdicts": {w: words.count(w) for w in sorted(set(words))},
             "ratio_min": ratios[0] if ratios else None,
             "ratio_max": ratios[-1] if ratios else None,
@@ -200,10 +239,13 @@ def main(argv: list[str] | None = None) -> int:
                     "ratios": {k: v["ratio"] for k, v in vs.items()},
                     "bands": {k: v.get("band") for k, v in vs.items()},
                     "seconds": res["seconds"],
+                    "foreign_cores": res["foreign_cores"],
+                    "steal_cores": res["steal_cores"],
                 }
             )
             print(
                 f"round {r} {item}: {'FAIL' if failed else 'ok  '} "
+                f"(others {res['foreign_cores']:.2f} cores, steal {res['steal_cores']:.2f}) "
                 + " ".join(f"{k} {v['ratio']:.3f}x {v['verdict']}" for k, v in vs.items()),
                 flush=True,
             )
