@@ -50,8 +50,9 @@ _FAIL = re.compile(r"^(?:(?P<stat>min|median|mean):)?(?P<pct>\d+(?:\.\d+)?)%$")
 
 @dataclass(frozen=True)
 class FailExpr:
-    """`--perf-fail`: fail when a measurement is slower than the baseline by more than `fraction`,
-    judged on `stat` per round, with confidence (the interval's lower bound, not a point)."""
+    """`--perf-fail`: fail when a series is slower than the baseline by more than `fraction`,
+    judged on `stat` (min, median, mean) of each session's rounds, with confidence (the lower
+    bound of the interval over the baseline's sessions, not a point)."""
 
     stat: str
     fraction: float
@@ -112,7 +113,11 @@ def add_options(parser: Parser) -> None:
         type=parse_name,
         metavar="NAME",
         default=None,
-        help="Also store the results as baseline NAME under .perf/<machine-id>/. Default: %(default)r",
+        help="Also store the results as one session of baseline NAME under "
+        ".perf/<machine-id>/NNNN_NAME.json; saving NAME again adds a session (the newest 20 "
+        "are kept, older ones deleted). With 5 or more sessions a compare estimates how much "
+        "sessions differ; with fewer it uses a wide default band. An interrupted, "
+        "failed-to-collect or empty session is never saved. Default: %(default)r",
     )
     group.addoption(
         "--perf-compare",
@@ -126,8 +131,19 @@ def add_options(parser: Parser) -> None:
         type=parse_fail,
         metavar="EXPR",
         default=None,
-        help="With --perf-compare: fail the session when a measurement is slower than the "
-        "baseline by more than EXPR with confidence, e.g. '5%%' or 'median:5%%'. Default: %(default)r",
+        help="With --perf-compare: fail the session when a series is slower than the "
+        "baseline by more than EXPR with confidence, e.g. '5%%' or 'min:5%%'. STAT (min, median, "
+        "mean; median if omitted) is taken over each session's rounds, and the current "
+        "session's number is judged against the spread of the baseline's sessions. "
+        "Default: %(default)r",
+    )
+    group.addoption(
+        "--perf-fail-inconclusive",
+        action="store_true",
+        default=False,
+        help="With --perf-fail: also fail the session when a series is slower than the limit "
+        "by its estimate but within the between-session noise (inconclusive). "
+        "Default: %(default)r",
     )
     group.addoption(
         "--perf-allow-cross-machine",
@@ -150,6 +166,8 @@ class PerfConfig:
     fail: FailExpr | None
     allow_cross_machine: bool
     results_dir: Path
+    #: `--perf-fail-inconclusive`: an inconclusive baseline verdict fails the session.
+    fail_inconclusive: bool = False
 
     @classmethod
     def from_pytest_config(cls, config: pytest.Config) -> PerfConfig:
@@ -164,6 +182,7 @@ class PerfConfig:
             fail=opt("perf_fail"),
             allow_cross_machine=bool(opt("perf_allow_cross_machine")),
             results_dir=Path(config.rootpath) / ".perf",
+            fail_inconclusive=bool(opt("perf_fail_inconclusive")),
         )
         if not cfg.enabled:
             needs = [
@@ -173,6 +192,7 @@ class PerfConfig:
                     ("--perf-compare", cfg.compare),
                     ("--perf-fail", cfg.fail),
                     ("--perf-json", cfg.json_path),
+                    ("--perf-fail-inconclusive", cfg.fail_inconclusive or None),
                 )
                 if value is not None
             ]
@@ -181,6 +201,11 @@ class PerfConfig:
         if cfg.fail is not None and cfg.compare is None:
             raise pytest.UsageError(
                 "--perf-fail needs a baseline to compare with: add --perf-compare=NAME|PATH."
+            )
+        if cfg.fail_inconclusive and cfg.fail is None:
+            raise pytest.UsageError(
+                "--perf-fail-inconclusive needs a limit to judge against: add --perf-fail=EXPR "
+                "(e.g. 5%) and --perf-compare=NAME|PATH."
             )
         return cfg
 

@@ -114,6 +114,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # xdist worker: hand the measurements to the controller, which writes one document.
         config.workeroutput["perfsuite"] = perf_session.serialisable()  # type: ignore[attr-defined]
         return
+    from . import _baseline
+
+    _baseline.note_outcome(perf_session, session, exitstatus)
     perf_session.finish(exitstatus)
     if perf_session.errors and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -144,6 +147,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             f"perf: {perf_session.workers} xdist workers; timed sections were serialised "
             "with a lock, so no two measurements overlapped on this machine's devices."
         )
+    from . import _baseline
+
+    for text, markup in _baseline.summary_lines(perf_session):
+        tr.write_line(text, **markup)
     for message in perf_session.errors:
         tr.write_line(f"perf: {message}", red=True, bold=True)
 

@@ -32,6 +32,11 @@ def test_bad_option_values_name_the_option_and_a_good_value(pytester, arg, expec
         (["--perf-save=main"], "*--perf-save only make sense with --perf*"),
         (["--perf-json=x.json"], "*--perf-json only make sense with --perf*"),
         (["--perf", "--perf-fail=5%"], "*--perf-fail needs a baseline*--perf-compare*"),
+        (
+            ["--perf", "--perf-compare=x.json", "--perf-fail-inconclusive"],
+            "*--perf-fail-inconclusive needs a limit*--perf-fail=EXPR*",
+        ),
+        (["--perf-fail-inconclusive"], "*--perf-fail-inconclusive only make sense with --perf*"),
     ],
 )
 def test_option_conflicts_are_usage_errors(pytester, args, expected):
@@ -98,3 +103,11 @@ def test_perf_budget_option_sets_the_budget(run_perf, pytester):
     )
     result, _ = run_perf("--perf-budget=7")
     result.assert_outcomes(passed=1)
+
+
+def test_help_says_how_baselines_hold_sessions(pytester):
+    result = pytester.runpytest("--help")
+    text = " ".join(result.stdout.str().split())
+    assert "saving NAME again adds a session (the newest 20 are kept, older ones deleted)" in text
+    assert "interrupted, failed-to-collect or empty session is never saved" in text
+    assert "--perf-fail-inconclusive" in text

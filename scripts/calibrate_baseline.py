@@ -1,0 +1,267 @@
+"""Calibrate the stored-baseline gate (`--perf-save` / `--perf-compare` / `--perf-fail`).
+
+Every trial is one real pytest session, `pytest --perf --perf-quick --perf-compare=NAME
+--perf-fail=5%`, in a throwaway directory, on a workload of known cost: a pure-Python loop
+and a chain of small matrix products, both made `PERF_CALIB_SLOWDOWN` times longer (an
+environment variable read by the tests, so the code under test never changes). Scenarios are
+`<slowdown>:<sessions in the baseline>`, e.g. `aa:1` (A/A against a 1-session baseline),
+`x2:5` (2x slower against a 5-session baseline), `p10:1` (+10%). A session counts as failed
+when pytest exits 1 with a REGRESSION line of the gate; its verdicts are read from its JSON.
+
+Baselines are saved with `--perf-save` like a user would, and saved anew (under a fresh name)
+every `--rebaseline` rounds, so a rate is not the luck of one baseline draw. The scenarios are
+interleaved round by round, so drift of the machine hits them alike. Rates come with 95%
+Wilson intervals; the results are rewritten atomically after every round.
+
+    flock /tmp/calib.lock python scripts/calibrate_baseline.py --out docs/data/calibrate_baseline.json
+    # today's gate, for a "before" number (a checkout of the old code first on sys.path):
+    flock /tmp/calib.lock python scripts/calibrate_baseline.py --tree /tmp/gate-before \\
+        --scenarios aa:1 --trials 10 --out /tmp/before.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from perfsuite._results import machine_fingerprint, write_atomic
+from perfsuite._stats import wilson_interval
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SLOWDOWNS = {"aa": 1.0, "p10": 1.10, "x2": 2.0}
+#: A session is "quiet" when other processes used less than this many cores meanwhile.
+QUIET_CORES = 0.25
+
+# Two workloads of known cost, linear in their length: an interpreter-bound loop (its speed
+# depends on where a process's objects land in memory, so it varies most between processes)
+# and a chain of float64 matrix products (BLAS on one thread).
+TESTS = """\
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+
+SLOWDOWN = float(os.environ.get("PERF_CALIB_SLOWDOWN", "1"))
+A = np.random.default_rng(0).standard_normal((64, 64))
+B = np.random.default_rng(1).standard_normal((64, 64)) / 8
+
+
+def loop(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+def chain(n):
+    x = A
+    for _ in range(n):
+        x = x @ B
+    return x
+
+
+@pytest.mark.perf
+def test_loop(perf):
+    n = int(round({loop_n} * SLOWDOWN))
+    perf.measure(lambda: loop(n), name="loop")
+
+
+@pytest.mark.perf
+def test_chain(perf):
+    n = int(round({chain_n} * SLOWDOWN))
+    perf.measure(lambda: chain(n), name="chain")
+"""
+
+
+def _cpu() -> tuple[float, float]:
+    """Seconds of busy and stolen CPU time of the whole machine so far (`/proc/stat`)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return math.nan, math.nan
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def session(folder: Path, args: argparse.Namespace, slowdown: float, *extra: str) -> dict:
+    """One pytest session; returns its exit code, its JSON document, its wall time, and the
+    CPU that others used meanwhile (`foreign_cores`: busy CPU time not ours per second of
+    wall time; `steal_cores`: time the hypervisor gave to other guests)."""
+    out = folder / f"session-{time.monotonic_ns()}.json"
+    tree = Path(args.tree).resolve()
+    cmd = [
+        sys.executable, "-m", "pytest", "-q", "-p", "perfsuite.plugin", "-p", "no:cacheprovider",
+        "test_work.py", "--perf", "--perf-quick", f"--perf-json={out}", *extra,
+    ]  # fmt: skip
+    env = dict(
+        os.environ,
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",  # faster start; the plugin is loaded with -p
+        PYTHONPATH=f"{tree}{os.pathsep}{tree / 'src'}",
+        PERF_CALIB_SLOWDOWN=repr(slowdown),
+        OPENBLAS_NUM_THREADS="1",
+    )
+    busy0, steal0 = _cpu()
+    ours0 = _children_cpu()
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    busy1, steal1 = _cpu()
+    foreign = max(0.0, (busy1 - busy0) - (_children_cpu() - ours0)) / seconds
+    steal = (steal1 - steal0) / seconds
+    text = proc.stdout + proc.stderr
+    if proc.returncode not in (0, 1) or not out.exists():
+        raise RuntimeError(f"pytest failed ({proc.returncode}):\n{text[-3000:]}")
+    doc = json.loads(out.read_text())
+    out.unlink()
+    return {
+        "rc": proc.returncode,
+        "doc": doc,
+        "text": text,
+        "seconds": seconds,
+        "foreign_cores": foreign,
+        "steal_cores": steal,
+    }
+
+
+def verdicts(doc: dict) -> dict[str, dict]:
+    """`{series name: baseline entry}` of one session's document."""
+    out = {}
+    for m in doc["measurements"]:
+        for b in m.get("baselines", [m["baseline"]] if "baseline" in m else []):
+            out[b["series"].rsplit("::", 1)[-1]] = b
+    return out
+
+
+def summarise(trials: list[dict]) -> dict:
+    out = {}
+    for scenario in sorted({t["scenario"] for t in trials}):
+        ts = [t for t in trials if t["scenario"] == scenario]
+        failed = sum(t["failed"] for t in ts)
+        low, high = wilson_interval(failed, len(ts))
+        words = [v for t in ts for v in t["verdicts"].values()]
+        ratios = sorted(r for t in ts for r in t["ratios"].values())
+        quiet = [t for t in ts if t.get("foreign_cores", 0.0) < QUIET_CORES]
+        q_failed = sum(t["failed"] for t in quiet)
+        out[scenario] = {
+            "sessions": len(ts),
+            "failed": failed,
+            "rate": failed / len(ts),
+            "wilson95": [low, high],
+            "quiet_sessions": len(quiet),
+            "quiet_failed": q_failed,
+            "quiet_wilson95": list(wilson_interval(q_failed, len(quiet))),
+            "series_verdicts": {w: words.count(w) for w in sorted(set(words))},
+            "ratio_min": ratios[0] if ratios else None,
+            "ratio_max": ratios[-1] if ratios else None,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--trials", type=int, default=100, help="A/A sessions per aa scenario")
+    p.add_argument("--detect-trials", type=int, default=25, help="sessions per slowdown scenario")
+    p.add_argument("--scenarios", default="aa:1,aa:5,x2:1,x2:5,p10:1,p10:5")
+    p.add_argument("--fail", default="5%", help="--perf-fail of every compare")
+    p.add_argument("--rebaseline", type=int, default=25, help="new baselines every N rounds")
+    p.add_argument("--tree", default=str(ROOT), help="perfsuite source tree the sessions import")
+    p.add_argument("--loop-n", type=int, default=20000, help="loop length (about 0.5 ms)")
+    p.add_argument("--chain-n", type=int, default=40, help="matrix products per call")
+    p.add_argument("--time-limit", type=float, default=3600.0, help="stop after this many s")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+
+    scenarios = []
+    for item in args.scenarios.split(","):
+        slow, sessions = item.split(":")
+        n = args.trials if slow == "aa" else args.detect_trials
+        scenarios.append((item, SLOWDOWNS[slow], int(sessions), n))
+    folder = Path(tempfile.mkdtemp(prefix="calibrate-baseline-"))
+    (folder / "pytest.ini").write_text("[pytest]\n")
+    (folder / "test_work.py").write_text(
+        TESTS.replace("{loop_n}", str(args.loop_n)).replace("{chain_n}", str(args.chain_n))
+    )
+    started = time.monotonic()
+    trials: list[dict] = []
+    baselines: dict[int, str] = {}
+    rounds = max(n for *_, n in scenarios)
+    for r in range(rounds):
+        if time.monotonic() - started > args.time_limit:
+            print(f"time limit reached after {r} rounds", flush=True)
+            break
+        if r % args.rebaseline == 0:
+            # Fresh baselines: `--perf-save=NAME` once per session the baseline is to hold.
+            for size in sorted({s for _, _, s, _ in scenarios}):
+                name = f"b{size}-{r // args.rebaseline}"
+                for _ in range(size):
+                    saved = session(folder, args, 1.0, f"--perf-save={name}")
+                    assert saved["rc"] == 0, saved["text"][-2000:]
+                baselines[size] = name
+        for item, slowdown, size, n in scenarios:
+            if r >= n:
+                continue
+            res = session(
+                folder,
+                args,
+                slowdown,
+                f"--perf-compare={baselines[size]}",
+                f"--perf-fail={args.fail}",
+            )
+            vs = verdicts(res["doc"])
+            failed = res["rc"] == 1 and "REGRESSION" in res["text"]
+            trials.append(
+                {
+                    "scenario": item,
+                    "round": r,
+                    "baseline": baselines[size],
+                    "failed": failed,
+                    "verdicts": {k: v["verdict"] for k, v in vs.items()},
+                    "ratios": {k: v["ratio"] for k, v in vs.items()},
+                    "bands": {k: v.get("band") for k, v in vs.items()},
+                    "seconds": res["seconds"],
+                    "foreign_cores": res["foreign_cores"],
+                    "steal_cores": res["steal_cores"],
+                }
+            )
+            print(
+                f"round {r} {item}: {'FAIL' if failed else 'ok  '} "
+                f"(others {res['foreign_cores']:.2f} cores, steal {res['steal_cores']:.2f}) "
+                + " ".join(f"{k} {v['ratio']:.3f}x {v['verdict']}" for k, v in vs.items()),
+                flush=True,
+            )
+        report = {
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": [sys.executable, *sys.argv],
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "machine": machine_fingerprint() | {"python": platform.python_version()},
+            "seconds": time.monotonic() - started,
+            "summary": summarise(trials),
+            "trials": trials,
+        }
+        write_atomic(args.out, json.dumps(report, indent=1) + "\n")
+    print(json.dumps(summarise(trials), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""`scripts/calibrate_baseline.py`: its sessions are real gated pytest sessions.
+
+The calibration itself takes a quarter of an hour (docs/calibration-baseline.md); this runs
+one round of two scenarios and checks that the slowdown it sets is the slowdown measured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from perfsuite._baseline import DEFAULT_BAND
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_one_round_saves_a_baseline_and_gates_against_it(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "calibrate_baseline", ROOT / "scripts/calibrate_baseline.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "calib.json"
+    argv = ["--trials", "1", "--detect-trials", "1", "--scenarios", "aa:1,x2:1", "--out", str(out)]
+    assert module.main([*argv, "--loop-n", "5000", "--chain-n", "10"]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {"aa:1", "x2:1"}
+    by = {t["scenario"]: t for t in report["trials"]}
+    assert set(by["aa:1"]["ratios"]) == {"loop", "chain"}
+    # Twice the work reads as about twice the time; unchanged code as about the same.
+    assert all(r > 1.4 for r in by["x2:1"]["ratios"].values())
+    assert all(0.6 < r < 1.5 for r in by["aa:1"]["ratios"].values())
+    assert all(b == DEFAULT_BAND for b in by["aa:1"]["bands"].values())
