@@ -16,6 +16,7 @@ from ._errors import PerfFailure, PerfInconclusive
 from ._format import fmt_seconds
 from ._settings import Settings, check_statistic
 from ._stats import sign_test_interval
+from ._values import Verdict
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class Comparison:
 
     def _conclude(self, kind: str, r: Ratio, verdict: bool | None, rule: str, *, threshold: float):
         __tracebackhide__ = True
-        word = {True: "pass", False: "fail", None: "inconclusive"}[verdict]
+        word = {True: Verdict.PASS, False: Verdict.FAIL, None: Verdict.INCONCLUSIVE}[verdict]
         self._on_verdict(
             {
                 "assertion": kind,

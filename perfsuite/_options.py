@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,71 +10,17 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._settings import STATISTICS, Settings
+from ._values import FailExpr as FailExpr
+from ._values import MarkerKey, words
+from ._values import parse_fail as parse_fail
+from ._values import parse_name as parse_name
+from ._values import parse_path as parse_path
+from ._values import parse_seconds as parse_seconds
 from .instruments import instrument_names
 
 
 if TYPE_CHECKING:
     from _pytest.config.argparsing import Parser
-
-
-def parse_seconds(text: str) -> float:
-    """A positive, finite number of seconds, e.g. `20` or `2.5`."""
-    try:
-        value = float(text.strip().removesuffix("s"))
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(
-            f"Could not parse value: {text!r}. Expected a positive number of seconds, e.g. '20'."
-        )
-    return value
-
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-def parse_name(text: str) -> str:
-    """A baseline name: letters, digits, `_`, `.`, `-` (it becomes part of a file name)."""
-    if not _NAME.match(text):
-        raise argparse.ArgumentTypeError(
-            f"Could not parse value: {text!r}. Expected a baseline name of letters, digits, "
-            "'_', '.', '-', e.g. 'main'."
-        )
-    return text
-
-
-_FAIL = re.compile(r"^(?:(?P<stat>min|median|mean):)?(?P<pct>\d+(?:\.\d+)?)%$")
-
-
-@dataclass(frozen=True)
-class FailExpr:
-    """`--perf-fail`: fail when a series is slower than the baseline by more than `fraction`,
-    judged on `stat` (min, median, mean) of each session's rounds, with confidence (the lower
-    bound of the interval over the baseline's sessions, not a point)."""
-
-    stat: str
-    fraction: float
-
-    def __str__(self) -> str:
-        return f"{self.stat}:{self.fraction * 100:g}%"
-
-
-def parse_fail(text: str) -> FailExpr:
-    m = _FAIL.match(text.strip())
-    if not m or float(m["pct"]) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"Could not parse value: {text!r}. Expected a slowdown percentage, optionally with "
-            "a statistic, e.g. '5%' or 'median:5%'."
-        )
-    return FailExpr(m["stat"] or "median", float(m["pct"]) / 100)
-
-
-def parse_path(text: str) -> Path:
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            f"Could not parse value: {text!r}. Expected a file path, e.g. 'results.json'."
-        )
-    return Path(text)
 
 
 def add_options(parser: Parser) -> None:
@@ -248,7 +192,7 @@ class PerfMarkerOptions:
                 f"statistic), "
                 f"got positional {marker.args!r}."
             )
-        known = {"budget", "rounds", "instrument", "statistic"}
+        known = set(words(MarkerKey))
         unknown = sorted(set(marker.kwargs) - known)
         if unknown:
             raise ValueError(

@@ -13,9 +13,10 @@ from ._engine import Candidate, Engine
 from ._errors import PerfFailure, PerfInconclusive
 from ._format import fmt_seconds
 from ._stats import law_slope, log_slope, sign_test_interval
+from ._values import Law, Verdict, words
 
 
-LAWS = ("constant", "linear", "nlogn", "quadratic")
+LAWS = tuple(words(Law))
 
 
 @dataclass(frozen=True)
@@ -153,21 +154,21 @@ def assert_scaling(
             )
             lo, hi = result.expected - tolerance, result.expected + tolerance
             if lo <= result.low and result.high <= hi:
-                verdict = "pass"
+                verdict = Verdict.PASS
             elif result.high < lo or result.low > hi or not math.isfinite(result.slope):
-                verdict = "fail"
+                verdict = Verdict.FAIL
             elif not engine.extend(cands):
-                verdict = "inconclusive"
+                verdict = Verdict.INCONCLUSIVE
             else:
                 continue
             break
     on_result(result, verdict)
-    if verdict == "pass":
+    if verdict == Verdict.PASS:
         return result
     message = (
         f"`assert_scaling`: {result}; required the interval within the band.\n{result.table()}"
     )
-    if verdict == "inconclusive":
+    if verdict == Verdict.INCONCLUSIVE:
         raise PerfInconclusive(
             f"{message}\nINCONCLUSIVE: budget {settings.budget_s:g} s spent before the interval "
             "fitted inside or outside the band."

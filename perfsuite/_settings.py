@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._values import Statistic, words
+
 
 #: What one round's sample of a candidate is (`statistic=`): `mean` is the total time of the
 #: round's calls divided by the calls, i.e. what a user pays per call, slow calls included;
 #: `median` is the median over the round's chunks, for claims about the *typical* call.
-STATISTICS = ("mean", "median")
+STATISTICS = tuple(words(Statistic))
 
 
 def check_statistic(value: object, arg: str = "statistic") -> str:

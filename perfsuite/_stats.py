@@ -16,9 +16,11 @@ from statistics import NormalDist
 
 import numpy as np
 
+from ._values import PairedTest, words
+
 
 #: Paired tests `paired_interval` knows (`perfsuite ab --test`).
-TESTS = ("signed-rank", "sign")
+TESTS = tuple(words(PairedTest))
 
 #: The fewest paired rounds for which a sign-test interval at the default level exists.
 MIN_ROUNDS_FOR_LEVEL = 8

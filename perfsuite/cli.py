@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import signal
 import sys
@@ -17,31 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._options import FailExpr, parse_fail, parse_seconds
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"Could not parse value: {text!r}. Expected a positive integer, e.g. '20'."
-        )
-    return value
-
-
-def _level(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.5 <= value < 1:
-        raise argparse.ArgumentTypeError(
-            f"Could not parse value: {text!r}. Expected a confidence level in [0.5, 1), e.g. '0.99'."
-        )
-    return value
+from ._values import FailExpr, parse_fail, parse_level, parse_positive_int, parse_seconds
 
 
 def _fail(text: str) -> tuple[FailExpr, bool]:
@@ -82,14 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     ab.add_argument(
         "--min-runs",
-        type=_positive_int,
+        type=parse_positive_int,
         default=8,
         metavar="N",
         help="run pairs before the first verdict. Default: %(default)r",
     )
     ab.add_argument(
         "--max-runs",
-        type=_positive_int,
+        type=parse_positive_int,
         default=30,
         metavar="N",
         help="most run pairs; then undecided is inconclusive. Default: %(default)r",
@@ -103,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ab.add_argument(
         "--level",
-        type=_level,
+        type=parse_level,
         default=0.99,
         help="two-sided confidence level of the interval. Default: %(default)r",
     )
@@ -150,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument(
         "--jobs",
         "-j",
-        type=_positive_int,
+        type=parse_positive_int,
         default=1,
         metavar="N",
         help="run N pairs at once, each pinned to its own CPU from its start (at most the "

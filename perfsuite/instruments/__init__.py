@@ -9,25 +9,15 @@ what the callable returned and which frameworks are loaded, and a test can force
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from typing import Any
 
+from .._values import InstrumentName as InstrumentName
 from ._base import Instrument as Instrument
 from ._base import PerfUsageError as PerfUsageError
 from ._host import HostInstrument as HostInstrument
 from ._jax import JaxInstrument as JaxInstrument
 from ._torch import CudaEventInstrument as CudaEventInstrument
 from ._torch import TorchCudaInstrument as TorchCudaInstrument
-
-
-class InstrumentName(StrEnum):
-    """Names accepted by the `instrument=` marker keyword and fixture arguments."""
-
-    AUTO = "auto"
-    HOST = "host"
-    JAX = "jax"
-    TORCH_CUDA = "torch-cuda"
-    CUDA_EVENTS = "cuda-events"
 
 
 _BY_NAME: dict[str, type[Instrument]] = {

@@ -1,0 +1,168 @@
+"""The words and numbers perfsuite accepts, defined once, without pytest.
+
+Sets of words are `StrEnum`s (members compare equal to their strings, so documents and
+keyword arguments stay plain text); parsers turn command-line text into checked values and
+raise `argparse.ArgumentTypeError` with the rule, which both pytest's option parser and the
+`perfsuite` command print as "Could not parse value". The plugin, the fixture, the CLI and
+the readers of results all use these, so the lists cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class Statistic(StrEnum):
+    """A round's sample (`statistic=`): the mean cost per call, or the median chunk."""
+
+    MEAN = "mean"
+    MEDIAN = "median"
+
+
+class RunStatistic(StrEnum):
+    """The number one session (or one `perfsuite ab` run) is reduced to (`--perf-fail STAT:`)."""
+
+    MIN = "min"
+    MEDIAN = "median"
+    MEAN = "mean"
+
+
+class Law(StrEnum):
+    """Scaling laws `perf.assert_scaling(law=...)` knows."""
+
+    CONSTANT = "constant"
+    LINEAR = "linear"
+    NLOGN = "nlogn"
+    QUADRATIC = "quadratic"
+
+
+class PairedTest(StrEnum):
+    """Paired tests of `perfsuite ab --test`."""
+
+    SIGNED_RANK = "signed-rank"
+    SIGN = "sign"
+
+
+class Verdict(StrEnum):
+    """The verdict of an assertion or a scaling check, as written to results."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class InstrumentName(StrEnum):
+    """Names accepted by the `instrument=` marker keyword and fixture arguments."""
+
+    AUTO = "auto"
+    HOST = "host"
+    JAX = "jax"
+    TORCH_CUDA = "torch-cuda"
+    CUDA_EVENTS = "cuda-events"
+
+
+class MarkerKey(StrEnum):
+    """Keywords of `@pytest.mark.perf(...)`."""
+
+    BUDGET = "budget"
+    ROUNDS = "rounds"
+    INSTRUMENT = "instrument"
+    STATISTIC = "statistic"
+
+
+def words(enum: type[StrEnum]) -> list[str]:
+    """The values of `enum`, in order (for messages: "must be one of [...]")."""
+    return [member.value for member in enum]
+
+
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds, e.g. `20` or `2.5`."""
+    try:
+        value = float(text.strip().removesuffix("s"))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a positive number of seconds, e.g. '20'."
+        )
+    return value
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def parse_name(text: str) -> str:
+    """A baseline name: letters, digits, `_`, `.`, `-` (it becomes part of a file name)."""
+    if not _NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a baseline name of letters, digits, "
+            "'_', '.', '-', e.g. 'main'."
+        )
+    return text
+
+
+_FAIL = re.compile(
+    r"^(?:(?P<stat>" + "|".join(words(RunStatistic)) + r"):)?(?P<pct>\d+(?:\.\d+)?)%$"
+)
+
+
+@dataclass(frozen=True)
+class FailExpr:
+    """`--perf-fail`: fail when a series is slower than the baseline by more than `fraction`,
+    judged on `stat` (min, median, mean) of each session's rounds, with confidence (the lower
+    bound of the interval over the baseline's sessions, not a point)."""
+
+    stat: str
+    fraction: float
+
+    def __str__(self) -> str:
+        return f"{self.stat}:{self.fraction * 100:g}%"
+
+
+def parse_fail(text: str) -> FailExpr:
+    m = _FAIL.match(text.strip())
+    if not m or float(m["pct"]) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a slowdown percentage, optionally with "
+            "a statistic, e.g. '5%' or 'median:5%'."
+        )
+    return FailExpr(m["stat"] or "median", float(m["pct"]) / 100)
+
+
+def parse_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a file path, e.g. 'results.json'."
+        )
+    return Path(text)
+
+
+def parse_positive_int(text: str) -> int:
+    """A positive integer, e.g. `20`."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a positive integer, e.g. '20'."
+        )
+    return value
+
+
+def parse_level(text: str) -> float:
+    """A two-sided confidence level in [0.5, 1), e.g. `0.99`."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.5 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a confidence level in [0.5, 1), e.g. '0.99'."
+        )
+    return value
