@@ -126,13 +126,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     perf_session = config.stash.get(perf_session_key, None)
     if perf_session is None or perf_session.worker_id is not None:
         return
-    from ._report import text_table
+    from ._report import terminal_table
 
     tr = terminalreporter
     tr.section("perf")
     measurements = perf_session.measurements
     if measurements:
-        tr.write_line(text_table(measurements))
+        # Fits 120 columns, grouped by test with short names; `-v` shows full series ids.
+        tr.write_line(terminal_table(measurements, verbose=config.option.verbose > 0))
     tests = len({m["test"] for m in measurements})
     line = f"perf: {len(measurements)} measured in {tests} tests"
     if not measurements:

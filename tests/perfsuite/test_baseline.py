@@ -62,7 +62,7 @@ def test_compare_with_a_saved_name_attaches_a_verdict(pytester: pytest.Pytester)
     result = _run(pytester, "--perf-compare=main", "--perf-fail=50%", f"--perf-json={out}")
     result.assert_outcomes(passed=1)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*vs baseline main*x [[]*]*"])
+    result.stdout.fnmatch_lines(["*vs baseline main: *x the baseline's time [[]*]*"])
     doc = json.loads(out.read_text())
     entry = doc["measurements"][0]["baseline"]
     assert entry["verdict"] in ("same", "inconclusive", "improvement")
@@ -234,5 +234,8 @@ def test_a_comparison_gets_one_verdict_per_candidate(pytester: pytest.Pytester) 
     result = _run(pytester, "--perf-compare=main")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["*vs baseline main (small)*x [[]*", "*vs baseline main (large)*x [[]*"]
+        [
+            "*vs baseline main (small): *x the baseline's time [[]*",
+            "*vs baseline main (large): *x the baseline's time [[]*",
+        ]
     )

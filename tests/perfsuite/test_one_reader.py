@@ -23,7 +23,11 @@ def test_all(perf):
     cmp = perf.compare(small=work(1_000), large=work(8_000))
     cmp.assert_speedup("small", over="large", at_least=2)
     perf.steps(lambda s, b: s + b, 0, [1, 2], n=6, name="adder")
-    perf.assert_scaling(lambda n: work(n * 1_000), [1, 2, 4], law="linear", name="loop")
+    # A wide band: this test is about the document, not the verdict (which could be
+    # inconclusive on a loaded machine).
+    perf.assert_scaling(
+        lambda n: work(n * 1_000), [1, 2, 4], law="linear", name="loop", tolerance=2.0
+    )
     perf.record("speedup", 3.5, "x")
 """
 

@@ -69,4 +69,4 @@ def test_retraces_in_a_comparison_are_reported(run_perf, pytester):
     )
     result, doc = run_perf()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*::retracing*retraces*"])
+    result.stdout.fnmatch_lines(["*  retracing *retraces*"])
