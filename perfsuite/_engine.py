@@ -1,8 +1,9 @@
 """The measurement engine: first call, warm-up, calibration and interleaved rounds.
 
-A *round* times every candidate once, back to back, in an order rotated from round to round
-(so no candidate always runs first, after the others warmed the caches). Each candidate runs
-`chunks x group` calls per round, calibrated once: a chunk of `group` calls lasts at least
+A *round* times every candidate, in an order rotated from round to round (so no candidate
+always runs first, after the others warmed the caches), their chunks interleaved over the
+round (`_schedule`) so that all of them see the same stretch of the machine's time. Each
+candidate runs `chunks x group` calls per round, calibrated once: a chunk of `group` calls lasts at least
 `CHUNK_S` (so timer resolution and overhead are negligible), and a round lasts about
 `target_round_s` and holds at least `min_round_calls` calls (while under `max_round_s`).
 
@@ -143,6 +144,30 @@ def _warn_if_lazy(name: str, out: Any) -> None:
         )
 
 
+def _schedule(order: list[Candidate], interleave: bool) -> list[tuple[Candidate, int]]:
+    """One round's timed pieces, `(candidate, chunks)`, in the order they run.
+
+    Interleaved, each candidate's chunks are spread evenly over the round (chunk `j` of `n`
+    at position `(j + 1/2) / n`, ties in the round's rotated order), so every candidate sees
+    the same stretch of the machine's time: a neighbour that takes the CPU for a few
+    milliseconds, or load that comes and goes within the round, falls on all candidates
+    alike instead of on whichever ran its whole share then. Instruments that time a round
+    as one piece on the device (`interleavable = False`: CUDA events, which keep the GPU's
+    queue full) run their share in one go.
+    """
+    if not interleave:
+        return [(c, c.chunks) for c in order]
+    slots: list[tuple[float, int, Candidate, int]] = []
+    for rank, cand in enumerate(order):
+        if not cand.instrument.interleavable:
+            slots.append((0.5, rank, cand, cand.chunks))
+            continue
+        for j in range(cand.chunks):
+            slots.append(((j + 0.5) / cand.chunks, rank, cand, 1))
+    slots.sort(key=lambda s: (s[0], s[1]))
+    return [(cand, chunks) for _, _, cand, chunks in slots]
+
+
 class Engine:
     """Runs candidates under one test's settings and keeps count of the time spent."""
 
@@ -160,6 +185,8 @@ class Engine:
         self.spent_s = 0.0
         #: Wall time of every round so far (what a further round is predicted from).
         self.round_walls: list[float] = []
+        #: Interleave the candidates chunk by chunk within a round (see `_schedule`).
+        self.interleave = settings.interleave
 
     def lock(self):
         """Held around every timed section, so parallel workers never overlap on a device."""
@@ -225,18 +252,21 @@ class Engine:
             start_index = len(candidates[0].samples) % n
             order = candidates[start_index:] + candidates[:start_index]
             round_start = time.perf_counter()
-            for cand in order:
+            per_call: dict[int, list[float]] = {id(c): [] for c in order}
+            for cand, chunks in _schedule(order, self.interleave):
                 gc.collect(0)
                 with compile_log() as log:
-                    per_call = cand.instrument.time_chunks(cand.fn, cand.chunks, cand.group)
-                cand.chunk_s.extend(per_call)
-                # CUDA events time a whole round as one chunk: say what a tail is made of.
-                cand.calls_per_timed_chunk = cand.iterations // len(per_call)
-                if cand.statistic == "mean":
-                    cand.samples.append(math.fsum(per_call) / len(per_call))
-                else:
-                    cand.samples.append(statistics.median(per_call))
+                    per_call[id(cand)] += cand.instrument.time_chunks(cand.fn, chunks, cand.group)
                 cand.steady_compile.merge(log)
+            for cand in order:
+                times = per_call[id(cand)]
+                cand.chunk_s.extend(times)
+                # CUDA events time a whole round as one chunk: say what a tail is made of.
+                cand.calls_per_timed_chunk = cand.iterations // len(times)
+                if cand.statistic == "mean":
+                    cand.samples.append(math.fsum(times) / len(times))
+                else:
+                    cand.samples.append(statistics.median(times))
             wall = time.perf_counter() - round_start
             self.round_walls.append(wall)
             self.spent_s += wall

@@ -48,6 +48,10 @@ class Settings:
     #: fewer calls per round, down to one).
     max_round_s: float = 0.05
 
+    #: Interleave the candidates' chunks within a round (False: each candidate's share of
+    #: a round back to back, as before; kept for calibration runs that compare the two).
+    interleave: bool = True
+
     def __post_init__(self) -> None:
         check_statistic(self.statistic)
 

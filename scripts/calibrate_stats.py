@@ -149,13 +149,16 @@ def main(argv=None) -> int:
         default="6x,4x,aa,stall,slow5",
         help="comma-separated scenarios to run (6x, 4x, aa, stall, slow5); default: all",
     )
+    parser.add_argument(
+        "--no-interleave",
+        action="store_true",
+        help="run each candidate's share of a round back to back (the engine before chunks "
+        "were interleaved), to compare",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
-    settings = (
-        Settings.quick(statistic=args.statistic)
-        if args.quick
-        else Settings(statistic=args.statistic)
-    )
+    chosen = dict(statistic=args.statistic, interleave=not args.no_interleave)
+    settings = Settings.quick(**chosen) if args.quick else Settings(**chosen)
     extra = args.trials if args.extra_trials is None else args.extra_trials
 
     # Ground truth for the loop-count ratios, from one long interleaved measurement.
@@ -184,7 +187,8 @@ def main(argv=None) -> int:
     lines = [
         f"machine: {platform.node()} {machine_fingerprint()['cpu_model']} x{machine_fingerprint()['cores']}, "
         f"python {platform.python_version()}, settings: {'quick' if args.quick else 'default'} "
-        f"(statistic {settings.statistic}, level {settings.level}, min_rounds "
+        f"(statistic {settings.statistic}, interleave {settings.interleave}, level "
+        f"{settings.level}, min_rounds "
         f"{settings.min_rounds}, min_round_calls {settings.min_round_calls}, budget "
         f"{settings.budget_s} s)",
         f"true ratios (40 interleaved rounds): ~6x -> {truth[FACTOR_6X]:.3f}, ~4x -> {truth[FACTOR_4X]:.3f}, A/A -> {truth[1]:.3f}",

@@ -39,6 +39,9 @@ class Instrument(abc.ABC):
 
     #: Name written to results and the report.
     name: str = "abstract"
+    #: Whether a round may time this instrument's chunks one at a time, interleaved with
+    #: other candidates' (False where a round is timed as one piece on the device).
+    interleavable: bool = True
 
     @abc.abstractmethod
     def wait(self, output: Any) -> None:

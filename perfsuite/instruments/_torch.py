@@ -49,6 +49,7 @@ class CudaEventInstrument(TorchCudaInstrument):
     """
 
     name = "cuda-events"
+    interleavable = False
 
     def time_calls(self, fn: Callable[[], Any], iterations: int) -> tuple[float, Any]:
         torch = self._torch

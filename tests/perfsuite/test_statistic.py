@@ -214,3 +214,20 @@ class _Null:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_round_interleaves_the_candidates_chunks_evenly():
+    from perfsuite._compile import CompileLog
+    from perfsuite._engine import Candidate, _schedule
+    from perfsuite.instruments import CudaEventInstrument, HostInstrument
+
+    host = HostInstrument()
+    a = Candidate("a", steady(), host, 0.0, CompileLog(), chunks=4)
+    b = Candidate("b", steady(), host, 0.0, CompileLog(), chunks=2)
+    order = [(c.name, n) for c, n in _schedule([a, b], interleave=True)]
+    assert order == [("a", 1), ("b", 1), ("a", 1), ("a", 1), ("b", 1), ("a", 1)]
+    assert [(c.name, n) for c, n in _schedule([a, b], interleave=False)] == [("a", 4), ("b", 2)]
+    # CUDA events time a share as one piece on the device.
+    events = object.__new__(CudaEventInstrument)
+    g = Candidate("g", steady(), events, 0.0, CompileLog(), chunks=3)
+    assert ("g", 3) in [(c.name, n) for c, n in _schedule([a, g], interleave=True)]
