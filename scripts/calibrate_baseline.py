@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         write_atomic(args.out, json.dumps(report, indent=1) + "\n")
     print(json.dumps(summarise(trials), indent=1))
+    shutil.rmtree(folder, ignore_errors=True)  # the baselines and sessions of this run
     return 0
 
 

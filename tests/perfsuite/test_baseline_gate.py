@@ -46,11 +46,14 @@ def _session(
     if fail is not None:
         stat, pct = fail.split(":")
         expr = FailExpr(stat, float(pct.rstrip("%")) / 100)
-    docs = [(f"{i + 1:04d}_b.json", _doc(s)) for i, s in enumerate(sessions)]
+    saved = [
+        _baseline.SavedSession.of(
+            Path(f"{i + 1:04d}_b.json"), _doc(s), expr.stat if expr else "median"
+        )
+        for i, s in enumerate(sessions)
+    ]
     return SimpleNamespace(
-        baseline=docs[-1][1],
-        baseline_path=docs[-1][0],
-        baseline_sessions=docs,
+        baseline_sessions=saved,
         document=_doc(current),
         perf_config=SimpleNamespace(compare="b", fail=expr, fail_inconclusive=fail_inconclusive),
         errors=[],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 from perfsuite._baseline import DEFAULT_BAND
@@ -29,7 +30,11 @@ def test_one_round_saves_a_baseline_and_gates_against_it(tmp_path: Path) -> None
     assert set(report["summary"]) == {"aa:1", "x2:1"}
     by = {t["scenario"]: t for t in report["trials"]}
     assert set(by["aa:1"]["ratios"]) == {"loop", "chain"}
-    # Twice the work reads as about twice the time; unchanged code as about the same.
-    assert all(r > 1.4 for r in by["x2:1"]["ratios"].values())
-    assert all(0.6 < r < 1.5 for r in by["aa:1"]["ratios"].values())
+
+    # Twice the work reads as more time than unchanged code. (Only that: on a shared machine
+    # one session of identical code can read 0.5x-2.7x, docs/calibration-baseline.md.)
+    def mean_log(ratios: dict[str, float]) -> float:
+        return sum(math.log(r) for r in ratios.values()) / len(ratios)
+
+    assert mean_log(by["x2:1"]["ratios"]) > mean_log(by["aa:1"]["ratios"])
     assert all(b == DEFAULT_BAND for b in by["aa:1"]["bands"].values())
