@@ -16,6 +16,12 @@ one preempted round is one outlier among many. `statistic="median"` (the median 
 round's chunks) is the explicit choice for claims about the typical call. Every chunk's time
 is kept, so tails (p50/p90/p99/max) are reported whatever the statistic.
 
+On Linux, the time the machine kept the timing thread *runnable but off its CPU* (its
+run-queue wait, a neighbour's job) is taken out of each chunk, for rounds in which nothing of
+the workload's own (another thread, a child process) ran: that wait is the machine's noise,
+never the workload's cost (`perfsuite.instruments._machine_wait`). A candidate's results say
+how much was taken out (`machine_wait_s`) and in how many rounds.
+
 The garbage collector stays on during rounds (a program pays for its garbage); a young-
 generation collection before each candidate's share resets the allocation counter, so the
 collections that happen inside a share are triggered by that candidate's own allocations.
@@ -39,6 +45,7 @@ from ._compile import CompileLog, compile_log
 from ._errors import PerfWarning
 from ._settings import Settings
 from .instruments import Instrument, select_instrument
+from .instruments._machine_wait import IDLE_SHARE, MachineWait, OtherThreads
 
 
 #: Shortest chunk of calls timed as one: far above timer resolution (~100 ns) and overhead.
@@ -64,6 +71,8 @@ class Candidate:
     #: Calls in each timed chunk (`group`, or the whole round for instruments that time a
     #: round as one piece).
     calls_per_timed_chunk: int = 1
+    #: Rounds whose machine run-queue wait was subtracted (see `_machine_wait`).
+    machine_wait_rounds: int = 0
     steady_compile: CompileLog = field(default_factory=CompileLog)
 
     @property
@@ -106,6 +115,10 @@ class Candidate:
             "first_call_s": self.first_call_s,
             "compile": self.first_compile.as_dict(),
             "retraces": self.retraces,
+            # Seconds of run-queue wait (the machine's, not the workload's) taken out, and
+            # in how many rounds (the others were timed as measured).
+            "machine_wait_s": self.instrument.machine_wait_s,
+            "machine_wait_rounds": self.machine_wait_rounds,
             "stats": Summary.of(self.samples).as_dict(),
             "tails": self.tails(),
             "samples_s": list(self.samples),
@@ -187,6 +200,10 @@ class Engine:
         self.round_walls: list[float] = []
         #: Interleave the candidates chunk by chunk within a round (see `_schedule`).
         self.interleave = settings.interleave
+        self._machine_wait = MachineWait() if settings.subtract_machine_wait else None
+        if self._machine_wait is not None and not self._machine_wait.available:
+            self._machine_wait = None
+        self._others = OtherThreads()
 
     def lock(self):
         """Held around every timed section, so parallel workers never overlap on a device."""
@@ -251,15 +268,37 @@ class Engine:
             self.before_round()
             start_index = len(candidates[0].samples) % n
             order = candidates[start_index:] + candidates[:start_index]
+            clock = self._machine_wait
+            others_before = self._others.cpu_seconds() if clock is not None else None
             round_start = time.perf_counter()
             per_call: dict[int, list[float]] = {id(c): [] for c in order}
+            waited: dict[int, list[float]] = {id(c): [] for c in order}
             for cand, chunks in _schedule(order, self.interleave):
                 gc.collect(0)
                 with compile_log() as log:
-                    per_call[id(cand)] += cand.instrument.time_chunks(cand.fn, chunks, cand.group)
+                    times, lost = cand.instrument.time_chunks_waited(
+                        cand.fn, chunks, cand.group, clock
+                    )
+                per_call[id(cand)] += times
+                waited[id(cand)] += lost
                 cand.steady_compile.merge(log)
+            wall_so_far = time.perf_counter() - round_start
+            # The round's run-queue wait is the machine's only if nothing of the workload's
+            # own (other threads, children) ran meanwhile: checked after every round, since
+            # a callable may start a pool or a loader at any time.
+            others_after = self._others.cpu_seconds() if clock is not None else None
+            keep = (
+                others_before is not None
+                and others_after is not None
+                and others_after - others_before <= IDLE_SHARE * wall_so_far
+            )
             for cand in order:
                 times = per_call[id(cand)]
+                if keep:
+                    lost = waited[id(cand)]
+                    times = [t - w for t, w in zip(times, lost)]
+                    cand.instrument.machine_wait_s += math.fsum(lost) * cand.group
+                    cand.machine_wait_rounds += 1
                 cand.chunk_s.extend(times)
                 # CUDA events time a whole round as one chunk: say what a tail is made of.
                 cand.calls_per_timed_chunk = cand.iterations // len(times)

@@ -51,6 +51,9 @@ class Settings:
     #: Interleave the candidates' chunks within a round (False: each candidate's share of
     #: a round back to back, as before; kept for calibration runs that compare the two).
     interleave: bool = True
+    #: Subtract the time the machine kept a single-threaded process off its CPU (Linux
+    #: run-queue delay; see `perfsuite.instruments._machine_wait`).
+    subtract_machine_wait: bool = True
 
     def __post_init__(self) -> None:
         check_statistic(self.statistic)

@@ -42,6 +42,8 @@ class Instrument(abc.ABC):
     #: Whether a round may time this instrument's chunks one at a time, interleaved with
     #: other candidates' (False where a round is timed as one piece on the device).
     interleavable: bool = True
+    #: Seconds of run-queue wait subtracted so far (kept rounds only; set by the engine).
+    machine_wait_s: float = 0.0
 
     @abc.abstractmethod
     def wait(self, output: Any) -> None:
@@ -60,6 +62,24 @@ class Instrument(abc.ABC):
             out = fn()
             self.wait(out)
         return time.perf_counter() - start, out
+
+    def time_chunks_waited(
+        self, fn: Callable[[], Any], chunks: int, group: int, clock: Any
+    ) -> tuple[list[float], list[float]]:
+        """`time_chunks`, with each chunk's run-queue wait per call beside it (zeros where
+        `clock` is None or this instrument times on the device)."""
+        if clock is None or type(self).time_calls is not Instrument.time_calls:
+            per_call = self.time_chunks(fn, chunks, group)
+            return per_call, [0.0] * len(per_call)
+        per_call, waited = [], []
+        for _ in range(chunks):
+            before = clock.seconds()
+            seconds, _ = self.time_calls(fn, group)
+            # Time the thread was runnable but the machine gave its CPU to someone else.
+            lost = min(max(clock.seconds() - before, 0.0), seconds)
+            per_call.append(seconds / group)
+            waited.append(lost / group)
+        return per_call, waited
 
     def time_chunks(self, fn: Callable[[], Any], chunks: int, group: int) -> list[float]:
         """Seconds per call for each of `chunks` groups of `group` calls.
