@@ -40,9 +40,25 @@ def test_training_reduces_loss():
 
 def test_tied_components_share_storage():
     t = make_trainer(tiny_tms())
-    v1, u2 = t.model.component("linear1").V, t.model.component("linear2").U
-    assert u2.data_ptr() == v1.data_ptr()
-    assert torch.equal(u2, v1.T)
+    c1, c2 = t.model.component("linear1"), t.model.component("linear2")
+    assert c2.U.data_ptr() == c1.V.data_ptr()
+    assert c2.V.data_ptr() == c1.U.data_ptr()
+
+
+def test_tied_components_are_each_others_transposes_throughout_training():
+    # The TMS target has linear2.W = linear1.W^T, so component c of linear2 must be component
+    # c of linear1 transposed, `V2[:, c] (x) U2[c, :] == (V1[:, c] (x) U1[c, :])^T`, and stay so
+    # after updates. Tying only U2 = V1^T left V2 free: the sums differed from the first step.
+    t = make_trainer(tiny_tms(), steps=4)
+    t.faithfulness_warmup()
+    for _ in range(4):
+        c1, c2 = t.model.component("linear1"), t.model.component("linear2")
+        for c in range(c1.C):
+            comp1 = torch.outer(c1.V[:, c], c1.U[c, :])
+            comp2 = torch.outer(c2.V[:, c], c2.U[c, :])
+            assert torch.equal(comp2, comp1.T), c
+        torch.testing.assert_close(c2.weight, c1.weight.T)  # sums may run in another order
+        t.step()
 
 
 def test_last_iteration_makes_no_update():

@@ -49,13 +49,19 @@ class SPDConfig:
         n_mask_samples: stochastic mask samples per step.
         pgd_n_steps, pgd_step_size, pgd_init, pgd_mask_scope: PGD reconstruction settings.
         batch_size: examples per step.
-        lr, lr_schedule, lr_warmup_frac: AdamW learning rate (weight decay 0) and schedule.
+        lr, lr_schedule, lr_warmup_frac, lr_final_frac: AdamW learning rate (weight decay 0)
+            and its schedule (see `lr_at`): `cosine` and `linear` decay to
+            `lr * lr_final_frac`. Upstream's default floor is 1.0 (no decay); every upstream
+            config that decays sets 0.0, which is the default here.
         faithfulness_warmup_steps, faithfulness_warmup_lr, faithfulness_warmup_weight_decay:
             warm-up of the components alone on the faithfulness loss.
         grad_clip_norm: clip component and CI-fn gradients to this norm (`None` = no clipping).
         train_log_freq, eval_freq, n_eval_steps, slow_eval_freq, save_freq: cadence (`None` off).
-        ci_alive_threshold: threshold for the per-step L0 of `ci_lower`.
-        tied_weights: `(src, tgt)` module pairs whose components share storage `U_tgt = V_src^T`.
+        ci_alive_threshold: a component is firing where its `ci_lower` exceeds this; used for
+            the logged L0. Upstream's field defaults to 0.0 but every toy config sets 0.1.
+        tied_weights: `(src, tgt)` module pairs whose components share storage,
+            `U_tgt = V_src^T` and `V_tgt = U_src^T` (component `c` of `tgt` is component `c` of
+            `src` transposed), for targets whose `tgt` weight is `src`'s transposed.
     """
 
     C: int
@@ -88,6 +94,7 @@ class SPDConfig:
     lr: float = 2e-3
     lr_schedule: str = "constant"
     lr_warmup_frac: float = 0.0
+    lr_final_frac: float = 0.0
     faithfulness_warmup_steps: int = 200
     faithfulness_warmup_lr: float = 0.01
     faithfulness_warmup_weight_decay: float = 0.1
@@ -97,7 +104,7 @@ class SPDConfig:
     n_eval_steps: int = 100
     slow_eval_freq: int | None = 5000
     save_freq: int | None = None
-    ci_alive_threshold: float = 0.0
+    ci_alive_threshold: float = 0.1
     tied_weights: tuple[tuple[str, str], ...] = ()
 
     def replace(self, overrides: Mapping[str, Any] | None) -> SPDConfig:
@@ -135,6 +142,8 @@ class SPDConfig:
             )
         if self.sampling not in ("continuous", "binomial"):
             raise ValueError(f"sampling must be 'continuous' or 'binomial', got {self.sampling!r}")
+        if self.lr_final_frac < 0:
+            raise ValueError(f"lr_final_frac must be >= 0, got {self.lr_final_frac}")
         if self.lr_schedule not in ("constant", "cosine", "linear"):
             raise ValueError(
                 f"lr_schedule must be 'constant', 'cosine' or 'linear', got {self.lr_schedule!r}"
@@ -213,23 +222,27 @@ def resid_mlp_workload(
     )
 
 
-_TMS_LOSSES = {
-    "importance_minimality": 1.0,
-    "stochastic_recon": 1.0,
-    "stochastic_recon_layerwise": 1.0,
-}
+# Term order is upstream's config order: it fixes the order of the random mask draws.
+_RECON_FIRST = {"stochastic_recon": 1.0, "stochastic_recon_layerwise": 1.0}
+_LAYERWISE_FIRST = {"stochastic_recon_layerwise": 1.0, "stochastic_recon": 1.0}
 
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
         tms_workload(
-            5, 2, C=20, pnorm=1.0, loss_coeffs={**_TMS_LOSSES, "importance_minimality": 3e-3}
+            5, 2, C=20, pnorm=1.0, loss_coeffs={"importance_minimality": 3e-3, **_RECON_FIRST}
         ),
         tms_workload(
-            40, 10, C=200, pnorm=2.0, loss_coeffs={**_TMS_LOSSES, "importance_minimality": 1e-4}
+            40,
+            10,
+            C=200,
+            pnorm=2.0,
+            loss_coeffs={"importance_minimality": 1e-4, **_LAYERWISE_FIRST},
         ),
-        resid_mlp_workload(1, 100, 50, C=100),
+        resid_mlp_workload(
+            1, 100, 50, C=100, loss_coeffs={"importance_minimality": 1e-5, **_LAYERWISE_FIRST}
+        ),
         resid_mlp_workload(
             2,
             100,
@@ -238,19 +251,32 @@ WORKLOADS: dict[str, Workload] = {
             ci_fn_type="shared_mlp",
             ci_fn_hidden=(256,),
             loss_coeffs={
-                "faithfulness": 0.0,
                 "importance_minimality": 1e-4,
                 "stochastic_recon_subset": 2.0,
                 "pgd_recon_subset": 2.0,
+                "faithfulness": 0.0,
             },
             pgd_n_steps=1,
+            pgd_step_size=1.0,
             pgd_mask_scope="shared_across_batch",
             lr=3e-4,
+            faithfulness_warmup_weight_decay=0.0,
         ),
-        resid_mlp_workload(3, 102, 17, C=500, ci_fn_hidden=(128,)),
+        resid_mlp_workload(
+            3,
+            102,
+            17,
+            C=500,
+            ci_fn_hidden=(128,),
+            lr=1e-3,
+            loss_coeffs={"importance_minimality": 1e-5, **_LAYERWISE_FIRST},
+        ),
     )
 }
-"""Workload name -> definition. TMS uses cosine lr 1e-3 and tied components; ResidMLP d_embed=1000."""
+"""Workload name -> definition, with the SPD settings of upstream's `*_config.yaml` files.
+
+TMS uses cosine lr 1e-3 to 0 and tied components; ResidMLP has d_embed 1000 and constant lr.
+"""
 
 
 def get_workload(name: str) -> Workload:
