@@ -3,6 +3,11 @@
 `--ablate` prints the step time and speedup of the baseline, each flag alone, all exact flags
 and all flags on, as a Markdown table (evaluation off; see `make_trainer`). Without
 `--ablate` it times one configuration (`--flags a,b`).
+
+`--train-target PATH` instead trains the workload's target with upstream's recipe (`--seed`,
+`--device`) and saves its state dict to PATH; the shipped TMS 5-2 target is
+`python -m trainfast.spd --workload tms_5-2 --seed 7 --train-target
+src/trainfast/spd/targets/tms_5-2_seed7.pth`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from ._bench import AblationRow, ablate, format_table, time_steps
 from ._config import WORKLOADS
 from ._flags import Flags
 from ._loop import make_trainer
+from ._trained_targets import save_target, train_target
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="override the config's batch")
     p.add_argument("--seed", type=int, default=0, help="Default: %(default)r")
     p.add_argument(
+        "--train-target",
+        metavar="PATH",
+        default=None,
+        help="train the workload's target with upstream's recipe and save it to PATH",
+    )
+    p.add_argument(
         "--budget-s",
         type=float,
         default=None,
@@ -55,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         if w not in WORKLOADS:
             print(f"error: unknown workload {w!r}; known workloads: {', '.join(WORKLOADS)}")
             return 2
-    overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
     device = args.device
+    if args.train_target is not None:
+        return _train_targets(args.workload, args.seed, device, args.train_target)
+    overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
     if device.startswith("cuda"):
         print(f"# device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     else:
@@ -89,6 +103,18 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(new), flush=True)
     if len(args.workload) > 1:
         print("\n## all workloads\n" + format_table(rows))
+    return 0
+
+
+def _train_targets(workloads: list[str], seed: int, device: str, path: str) -> int:
+    if len(workloads) != 1:
+        print("error: --train-target takes exactly one --workload")
+        return 2
+    trained = train_target(workloads[0], seed=seed, device=device)
+    save_target(trained.model, path)
+    first, last = trained.losses[0][1], trained.losses[-1][1]
+    print(f"# {workloads[0]} seed {seed}: loss {first:.5f} -> {last:.5f}, ", end="")
+    print(f"final (10 batches) {trained.final_loss:.6f}; saved {path}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -152,7 +153,20 @@ class SPDConfig:
 
 @dataclass(frozen=True)
 class Workload:
-    """A target model, its data and the SPD config, with shapes from the upstream configs."""
+    """A target model, its data and the SPD config, with shapes from the upstream configs.
+
+    The registered workloads build **random** targets: the perf tests only need the shapes,
+    and a random target costs the same per step. For decompositions that mean something, use
+    `trained()` (upstream's training recipe; shipped, cached or trained on first use) or
+    `with_target(...)`.
+
+    Attributes:
+        name: the workload's name (also names its trained targets).
+        make_target: builds the target (called after the run's seed is set).
+        n_features, feature_probability, value_range: the sparse input data.
+        config: the SPD settings.
+        target: what `make_target` builds, in words (`"random"`, `"trained (seed 0)"`, ...).
+    """
 
     name: str
     make_target: Callable[[], nn.Module]
@@ -160,6 +174,34 @@ class Workload:
     feature_probability: float
     value_range: tuple[float, float]
     config: SPDConfig
+    target: str = "random"
+
+    def with_target(self, make_target: Callable[[], nn.Module], target: str) -> Workload:
+        """This workload with another target factory, described by `target`."""
+        return dataclasses.replace(self, make_target=make_target, target=target)
+
+    def trained(self, seed: int | None = None, *, cache: str | Path | None = None) -> Workload:
+        """This workload with its target trained by upstream's recipe (see `trained_target`).
+
+        `seed=None` is the recipe's default seed. The target is looked up (or trained) once,
+        here; `make_target` then builds the
+        architecture, drawing the same initialisation from the global RNG as the random
+        target, and loads the trained weights into it.
+        """
+        from ._trained_targets import trained_target  # imports this module
+
+        with torch.random.fork_rng(devices=[]):  # loading builds a model: leave the RNG be
+            model = trained_target(self, seed, cache=cache)
+            state = model.state_dict()
+        random_factory = self.make_target
+
+        def make_target() -> nn.Module:
+            model = random_factory()
+            model.load_state_dict(state)
+            return model
+
+        label = "recipe's seed" if seed is None else f"seed {seed}"
+        return self.with_target(make_target, f"trained ({label})")
 
     def make_data(
         self, batch_size: int, seed: int, device: str | torch.device
@@ -279,12 +321,22 @@ TMS uses cosine lr 1e-3 to 0 and tied components; ResidMLP has d_embed 1000 and 
 """
 
 
-def get_workload(name: str) -> Workload:
+def get_workload(name: str, *, target: str = "random", seed: int | None = None) -> Workload:
     """Look a workload up by name.
 
+    Args:
+        name: a key of `WORKLOADS`.
+        target: `"random"` (the default: shapes only, as the perf tests need) or `"trained"`
+            (upstream's recipe, `Workload.trained(seed)`).
+        seed: the trained target's seed (`None`: the recipe's default).
+
     Raises:
-        ValueError: unknown name (lists the known ones).
+        ValueError: unknown name (lists the known ones) or target kind.
     """
     if name not in WORKLOADS:
         raise ValueError(f"unknown workload {name!r}; known workloads: {', '.join(WORKLOADS)}")
-    return WORKLOADS[name]
+    if target == "random":
+        return WORKLOADS[name]
+    if target == "trained":
+        return WORKLOADS[name].trained(seed)
+    raise ValueError(f"target must be 'random' or 'trained', got {target!r}")
