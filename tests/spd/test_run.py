@@ -131,3 +131,12 @@ def test_metrics_jsonl_is_valid(tmp_path):
     run(tiny_resid(), 2, out_dir=tmp_path)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def test_cli_decompose_prints_the_evaluation(capsys):
+    rc = main(["--workload", "tms_5-2", "--decompose", "3", "--batch-size", "16", "--lr", "2e-3"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "# tms_5-2 seed 0 baseline: 3 steps in" in out
+    assert "# linear1: " in out
+    assert "# linear2: " in out

@@ -119,3 +119,16 @@ def test_trained_workload_builds_the_trained_target_and_the_same_components():
 def test_unknown_target_kind_is_rejected():
     with pytest.raises(ValueError, match="target must be 'random' or 'trained'"):
         get_workload("tms_5-2", target="pretrained")
+
+
+def test_cli_trains_and_saves_a_target(tmp_path, monkeypatch, capsys):
+    from trainfast.spd.__main__ import main
+
+    monkeypatch.setitem(RECIPES, "tms_5-2", TargetRecipe(steps=20, batch_size=32, lr=5e-3))
+    path = tmp_path / "t.pth"
+    assert main(["--workload", "tms_5-2", "--seed", "1", "--train-target", str(path)]) == 0
+    assert "tms_5-2 seed 1: loss" in capsys.readouterr().out
+    expected = train_target("tms_5-2", seed=1).model
+    loaded = load_target("tms_5-2", path)
+    for k, v in expected.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k

@@ -25,6 +25,8 @@ from ._config import Workload as Workload
 from ._config import get_workload as get_workload
 from ._config import resid_mlp_workload as resid_mlp_workload
 from ._config import tms_workload as tms_workload
+from ._decompose import Decomposition as Decomposition
+from ._decompose import decompose as decompose
 from ._evaluate import ModuleDecomposition as ModuleDecomposition
 from ._evaluate import evaluate_decomposition as evaluate_decomposition
 from ._flags import APPROX_FLAGS as APPROX_FLAGS

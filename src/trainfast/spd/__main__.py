@@ -8,6 +8,10 @@ and all flags on, as a Markdown table (evaluation off; see `make_trainer`). With
 `--device`) and saves its state dict to PATH; the shipped TMS 5-2 target is
 `python -m trainfast.spd --workload tms_5-2 --seed 7 --train-target
 src/trainfast/spd/targets/tms_5-2_seed7.pth`.
+
+`--decompose STEPS` runs SPD for STEPS steps on the workload's trained target (`--flags`,
+`--seed`, `--device`, `--batch-size`, `--lr`) and prints which components are alive, the
+feature each answers to and its cosine to the target (`evaluate_decomposition`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 
 from ._bench import AblationRow, ablate, format_table, time_steps
 from ._config import WORKLOADS
+from ._decompose import decompose
 from ._flags import Flags
 from ._loop import make_trainer
 from ._trained_targets import save_target, train_target
@@ -49,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         help="train the workload's target with upstream's recipe and save it to PATH",
     )
     p.add_argument(
+        "--decompose",
+        metavar="STEPS",
+        type=int,
+        default=None,
+        help="run SPD for STEPS steps on the trained target and evaluate the decomposition",
+    )
+    p.add_argument("--lr", type=float, default=None, help="with --decompose: override the lr")
+    p.add_argument(
         "--budget-s",
         type=float,
         default=None,
@@ -71,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_target is not None:
         return _train_targets(args.workload, args.seed, device, args.train_target)
     overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    if args.decompose is not None:
+        if args.lr is not None:
+            overrides["lr"] = args.lr
+        flags = Flags.parse([f for f in args.flags.split(",") if f])
+        for workload in args.workload:
+            _decompose(workload, args.decompose, flags, args.seed, device, overrides)
+        return 0
     if device.startswith("cuda"):
         print(f"# device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     else:
@@ -104,6 +124,24 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.workload) > 1:
         print("\n## all workloads\n" + format_table(rows))
     return 0
+
+
+def _decompose(
+    workload: str, steps: int, flags: Flags, seed: int, device: str, overrides: dict
+) -> None:
+    d = decompose(workload, steps, flags=flags, seed=seed, device=device, overrides=overrides)
+    name = ",".join(flags.on()) or "baseline"
+    last = d.trainer.history[-1]
+    losses = ", ".join(f"{k} {v:.3g}" for k, v in last.items() if not k.startswith("l0/"))
+    print(f"# {workload} seed {seed} {name}: {steps} steps in {d.seconds:.1f} s; {losses}")
+    for path, m in d.modules.items():
+        cos = m.min_cosine()
+        cos_text = "" if cos is None else f", min cosine {cos:.4f}"
+        print(
+            f"# {path}: {m.n_live} live, one feature each: {m.one_feature_each()}, "
+            f"covers every feature once: {m.covers_features_once(len(m.ci))}{cos_text}"
+        )
+        print(f"#   {m.summary()}")
 
 
 def _train_targets(workloads: list[str], seed: int, device: str, path: str) -> int:

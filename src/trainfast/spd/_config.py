@@ -180,10 +180,17 @@ class Workload:
         """This workload with another target factory, described by `target`."""
         return dataclasses.replace(self, make_target=make_target, target=target)
 
-    def trained(self, seed: int | None = None, *, cache: str | Path | None = None) -> Workload:
+    def trained(
+        self,
+        seed: int | None = None,
+        *,
+        cache: str | Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Workload:
         """This workload with its target trained by upstream's recipe (see `trained_target`).
 
-        `seed=None` is the recipe's default seed. The target is looked up (or trained) once,
+        `seed=None` is the recipe's default seed; `device` is where a missing target is
+        trained (the run's device is chosen later). The target is looked up (or trained) once,
         here; `make_target` then builds the
         architecture, drawing the same initialisation from the global RNG as the random
         target, and loads the trained weights into it.
@@ -191,7 +198,7 @@ class Workload:
         from ._trained_targets import trained_target  # imports this module
 
         with torch.random.fork_rng(devices=[]):  # loading builds a model: leave the RNG be
-            model = trained_target(self, seed, cache=cache)
+            model = trained_target(self, seed, cache=cache, device=device)
             state = model.state_dict()
         random_factory = self.make_target
 

@@ -56,11 +56,12 @@ class ModuleDecomposition:
         return sorted(self.feature_map.values()) == list(range(n_features))
 
     def summary(self) -> str:
-        """One line: live count, component -> feature (and cosine)."""
+        """One line: live count, then `component->feature cosine` per live component."""
         parts = []
         for c in self.live:
             cos = self.cosines[c]
-            extra = "" if len(self.features[c]) == 1 else f" (also {self.features[c]})"
+            fires = ", ".join(str(f) for f in self.features[c])
+            extra = "" if len(self.features[c]) == 1 else f" (fires on {fires})"
             parts.append(f"{c}->{self.feature_map[c]}" + ("" if cos is None else f" {cos:.4f}"))
             parts[-1] += extra
         return f"{self.n_live} live: " + ", ".join(parts)
