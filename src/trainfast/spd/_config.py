@@ -191,11 +191,12 @@ class Workload:
 
         `seed=None` is the recipe's default seed; `device` is where a missing target is
         trained (the run's device is chosen later). The target is looked up (or trained) once,
-        here; `make_target` then builds the
-        architecture, drawing the same initialisation from the global RNG as the random
-        target, and loads the trained weights into it.
+        here; `make_target` then builds the architecture, drawing the same initialisation
+        from the global RNG as the random target, and loads the trained weights into it.
         """
-        from ._trained_targets import trained_target  # imports this module
+        from ._trained_targets import recipe_for, trained_target  # they import this module
+
+        seed = recipe_for(self).seed if seed is None else seed
 
         with torch.random.fork_rng(devices=[]):  # loading builds a model: leave the RNG be
             model = trained_target(self, seed, cache=cache, device=device)
@@ -207,8 +208,7 @@ class Workload:
             model.load_state_dict(state)
             return model
 
-        label = "recipe's seed" if seed is None else f"seed {seed}"
-        return self.with_target(make_target, f"trained ({label})")
+        return self.with_target(make_target, f"trained (seed {seed})")
 
     def make_data(
         self, batch_size: int, seed: int, device: str | torch.device
