@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     else:
         print(f"# device: cpu ({torch.get_num_threads()} threads), torch {torch.__version__}")
+    print("# targets: random (step time depends only on the shapes)")
     rows: list[AblationRow] = []
     for workload in args.workload:
         if args.ablate:
