@@ -311,8 +311,11 @@ def tie_components(model: ComponentModel, pairs: tuple[tuple[str, str], ...]) ->
     package once did) leaves `V_tgt` free and the two matrices' components unrelated.
 
     Each tied Parameter keeps its own gradient and AdamW state, and both updates land on the
-    shared storage every step: upstream's behaviour, kept so the baseline stays faithful.
-    Pairs naming a module that is not decomposed are skipped.
+    shared storage every step: upstream's behaviour, kept so the baseline stays faithful. On
+    the CPU the optimizer applies them one tensor after the other (deterministic); on CUDA a
+    foreach or fused AdamW kernel may update both aliases of an element at once, so runs with
+    tied components need not repeat bitwise there (upstream: "Tying weights will make your
+    training nondeterministic"). Pairs naming a module that is not decomposed are skipped.
     """
     for src, tgt in pairs:
         if src in model.paths and tgt in model.paths:
