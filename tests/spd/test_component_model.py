@@ -21,7 +21,7 @@ PATHS = ("layers.0.mlp_in", "layers.0.mlp_out", "layers.1.mlp_in", "layers.1.mlp
 def _model(flags: Flags, C: int = 6) -> ComponentModel:
     torch.manual_seed(0)
     return ComponentModel(
-        ResidMLPModel(10, 16, 5, 2), SPDConfig(C=C, target_module_paths=PATHS), flags
+        ResidMLPModel(10, 16, 5, 2, bias=True), SPDConfig(C=C, target_module_paths=PATHS), flags
     )
 
 

@@ -40,9 +40,25 @@ def test_training_reduces_loss():
 
 def test_tied_components_share_storage():
     t = make_trainer(tiny_tms())
-    v1, u2 = t.model.component("linear1").V, t.model.component("linear2").U
-    assert u2.data_ptr() == v1.data_ptr()
-    assert torch.equal(u2, v1.T)
+    c1, c2 = t.model.component("linear1"), t.model.component("linear2")
+    assert c2.U.data_ptr() == c1.V.data_ptr()
+    assert c2.V.data_ptr() == c1.U.data_ptr()
+
+
+def test_tied_components_are_each_others_transposes_throughout_training():
+    # The TMS target has linear2.W = linear1.W^T, so component c of linear2 must be component
+    # c of linear1 transposed, `V2[:, c] (x) U2[c, :] == (V1[:, c] (x) U1[c, :])^T`, and stay so
+    # after updates. Tying only U2 = V1^T left V2 free: the sums differed from the first step.
+    t = make_trainer(tiny_tms(), steps=4)
+    t.faithfulness_warmup()
+    for _ in range(4):
+        c1, c2 = t.model.component("linear1"), t.model.component("linear2")
+        for c in range(c1.C):
+            comp1 = torch.outer(c1.V[:, c], c1.U[c, :])
+            comp2 = torch.outer(c2.V[:, c], c2.U[c, :])
+            assert torch.equal(comp2, comp1.T), c
+        torch.testing.assert_close(c2.weight, c1.weight.T)  # sums may run in another order
+        t.step()
 
 
 def test_last_iteration_makes_no_update():
@@ -115,3 +131,12 @@ def test_metrics_jsonl_is_valid(tmp_path):
     run(tiny_resid(), 2, out_dir=tmp_path)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def test_cli_decompose_prints_the_evaluation(capsys):
+    rc = main(["--workload", "tms_5-2", "--decompose", "3", "--batch-size", "16", "--lr", "2e-3"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "# tms_5-2 seed 0 baseline: 3 steps in" in out
+    assert "# linear1: " in out
+    assert "# linear2: " in out

@@ -300,3 +300,25 @@ class ComponentModel(nn.Module):
     def ci_parameters(self) -> list[nn.Parameter]:
         """All CI-function parameters."""
         return list(self.ci_fns.parameters())
+
+
+def tie_components(model: ComponentModel, pairs: tuple[tuple[str, str], ...]) -> None:
+    """Make each `tgt`'s components the transposes of `src`'s, sharing storage (as upstream).
+
+    For a target whose `tgt` weight is `src`'s transposed (TMS: `linear2.W = linear1.W^T`),
+    component `c` of `tgt` must be component `c` of `src` transposed: `V_tgt = U_src^T` and
+    `U_tgt = V_src^T`, so `(V_tgt @ U_tgt)^T = V_src @ U_src`. Tying only `U_tgt` (as this
+    package once did) leaves `V_tgt` free and the two matrices' components unrelated.
+
+    Each tied Parameter keeps its own gradient and AdamW state, and both updates land on the
+    shared storage every step: upstream's behaviour, kept so the baseline stays faithful. On
+    the CPU the optimizer applies them one tensor after the other (deterministic); on CUDA a
+    foreach or fused AdamW kernel may update both aliases of an element at once, so runs with
+    tied components need not repeat bitwise there (upstream: "Tying weights will make your
+    training nondeterministic"). Pairs naming a module that is not decomposed are skipped.
+    """
+    for src, tgt in pairs:
+        if src in model.paths and tgt in model.paths:
+            s, t = model.component(src), model.component(tgt)
+            t.U.data = s.V.data.T
+            t.V.data = s.U.data.T

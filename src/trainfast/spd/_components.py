@@ -110,8 +110,26 @@ class MaskInfo:
     routing_mask: Tensor | str = "all"
 
 
+_RELU_GAIN = math.sqrt(2.0)
+"""Kaiming gain of the hidden CI-function layers (upstream: ReLU's, though GELU follows)."""
+_LINEAR_GAIN = 1.0
+"""Kaiming gain of the last CI-function layer, which no nonlinearity follows (upstream)."""
+
+
+def _ci_widths(d_in: int, hidden: tuple[int, ...], d_out: int) -> list[tuple[int, int, float]]:
+    """`(in, out, gain)` per CI-function layer: ReLU gain, except linear for the last."""
+    widths = (d_in, *hidden, d_out)
+    n = len(widths) - 1
+    return [
+        (a, b, _LINEAR_GAIN if i == n - 1 else _RELU_GAIN)
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
+    ]
+
+
 class ParallelLinear(nn.Module):
     """`C` independent Linears applied in parallel: `(..., C, i) -> (..., C, o)`.
+
+    Weights are Kaiming normal with fan `i` and the given `gain`; biases start at zero.
 
     Attributes:
         pointwise: write the degenerate widths (`i == 1` or `o == 1`) as broadcast multiply
@@ -123,13 +141,13 @@ class ParallelLinear(nn.Module):
             floats per layer).
     """
 
-    def __init__(self, C: int, d_in: int, d_out: int):
+    def __init__(self, C: int, d_in: int, d_out: int, *, gain: float = _RELU_GAIN):
         super().__init__()
         self.W = nn.Parameter(torch.empty(C, d_in, d_out))
         self.b = nn.Parameter(torch.zeros(C, d_out))
         self.pointwise = False
         with torch.no_grad():
-            self.W.normal_(0.0, math.sqrt(2.0 / d_in))  # Kaiming normal, fan-in, ReLU-ish gain
+            self.W.normal_(0.0, gain / math.sqrt(d_in))  # Kaiming normal, fan-in
 
     def forward(self, x: Float[Tensor, "... C i"]) -> Float[Tensor, "... C o"]:
         d_in, d_out = self.W.shape[1], self.W.shape[2]
@@ -155,9 +173,8 @@ class MLPCiFn(nn.Module):
 
     def __init__(self, C: int, hidden: tuple[int, ...]):
         super().__init__()
-        widths = (1, *hidden, 1)
         self.layers = nn.ModuleList(
-            ParallelLinear(C, a, b) for a, b in zip(widths[:-1], widths[1:])
+            ParallelLinear(C, a, b, gain=g) for a, b, g in _ci_widths(1, hidden, 1)
         )
         self.fused = False
 
@@ -187,9 +204,8 @@ class VectorMLPCiFn(nn.Module):
     def __init__(self, C: int, d_in: int, hidden: tuple[int, ...]):
         super().__init__()
         self.C = C
-        widths = (d_in, *hidden, 1)
         self.layers = nn.ModuleList(
-            ParallelLinear(C, a, b) for a, b in zip(widths[:-1], widths[1:])
+            ParallelLinear(C, a, b, gain=g) for a, b, g in _ci_widths(d_in, hidden, 1)
         )
 
     def forward(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... C"]:
@@ -206,11 +222,10 @@ class SharedMLPCiFn(nn.Module):
 
     def __init__(self, C: int, d_in: int, hidden: tuple[int, ...]):
         super().__init__()
-        widths = (d_in, *hidden, C)
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for a, b in zip(widths[:-1], widths[1:]):
-            self.weights.append(nn.Parameter(torch.randn(a, b) * math.sqrt(2.0 / a)))
+        for a, b, gain in _ci_widths(d_in, hidden, C):
+            self.weights.append(nn.Parameter(torch.randn(a, b) * (gain / math.sqrt(a))))
             self.biases.append(nn.Parameter(torch.zeros(b)))
 
     def forward(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... C"]:

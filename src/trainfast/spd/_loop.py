@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._component_model import ComponentModel
+from ._component_model import ComponentModel, tie_components
 from ._config import SPDConfig, Workload, get_workload
 from ._flags import Flags
 from ._io import Checkpointer, JsonlLogger
@@ -53,16 +53,23 @@ _EVAL_TERMS = (
 
 
 def lr_at(cfg: SPDConfig, step: int, total_steps: int) -> float:
-    """Learning rate at `step`: linear warm-up over `lr_warmup_frac`, then the schedule."""
+    """Learning rate at `step` of `total_steps`, as upstream's `get_scheduled_value`.
+
+    Linear warm-up from 0 over the first `int(lr_warmup_frac * total_steps)` steps, then
+    `constant`, or `cosine`/`linear` decay from `lr` to `lr * lr_final_frac`, reached at step
+    `total_steps - 1` (the last update; iteration `total_steps` makes none).
+    """
     warmup = int(cfg.lr_warmup_frac * total_steps)
     if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    frac = (step - warmup) / max(1, total_steps - warmup)
+        return cfg.lr * step / warmup
+    decay_steps = total_steps - warmup
+    if cfg.lr_schedule == "constant" or decay_steps <= 1:
+        return cfg.lr
+    progress = (step - warmup) / (decay_steps - 1)
+    floor = cfg.lr_final_frac
     if cfg.lr_schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
-    if cfg.lr_schedule == "linear":
-        return cfg.lr * (1 - frac)
-    return cfg.lr
+        return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cfg.lr * (floor + (1 - floor) * (1 - progress))
 
 
 class _Blocking:
@@ -122,10 +129,7 @@ class Trainer:
         torch.manual_seed(seed)
         target = self.workload.make_target().to(self.device)
         self.model = ComponentModel(target, cfg, self.flags).to(self.device)
-        for src, tgt in cfg.tied_weights:
-            if src in self.model.paths and tgt in self.model.paths:
-                # Shared storage, as upstream: U_tgt is a view of V_src^T.
-                self.model.component(tgt).U.data = self.model.component(src).V.data.T
+        tie_components(self.model, cfg.tied_weights)
         self.params = self.model.component_parameters() + self.model.ci_parameters()
         lr: float | Tensor = cfg.lr
         if self.cuda_graphs:  # the lr must live on the device to change inside a graph

@@ -37,22 +37,28 @@ class TMSModel(nn.Module):
 
 
 class _ResidLayer(nn.Module):
-    def __init__(self, d_embed: int, d_mlp: int):
+    def __init__(self, d_embed: int, d_mlp: int, bias: bool):
         super().__init__()
-        self.mlp_in = nn.Linear(d_embed, d_mlp, bias=True)
-        self.mlp_out = nn.Linear(d_mlp, d_embed, bias=True)
+        self.mlp_in = nn.Linear(d_embed, d_mlp, bias=bias)
+        self.mlp_out = nn.Linear(d_mlp, d_embed, bias=bias)
 
 
 class ResidMLPModel(nn.Module):
-    """Residual MLP: embed, `L` blocks `resid += mlp_out(relu(mlp_in(resid)))`, unembed."""
+    """Residual MLP: embed, `L` blocks `resid += mlp_out(relu(mlp_in(resid)))`, unembed.
 
-    def __init__(self, n_features: int, d_embed: int, d_mlp: int, n_layers: int):
+    As upstream's trained targets: `W_E` random with unit-norm rows (fixed, never trained),
+    `W_U = W_E^T`, and MLP Linears without biases unless `bias=True`.
+    """
+
+    def __init__(
+        self, n_features: int, d_embed: int, d_mlp: int, n_layers: int, *, bias: bool = False
+    ):
         super().__init__()
         w_e = torch.randn(n_features, d_embed)
         w_e = w_e / w_e.norm(dim=-1, keepdim=True)  # unit-norm feature directions
         self.W_E = nn.Parameter(w_e)
         self.W_U = nn.Parameter(w_e.T.clone())
-        self.layers = nn.ModuleList(_ResidLayer(d_embed, d_mlp) for _ in range(n_layers))
+        self.layers = nn.ModuleList(_ResidLayer(d_embed, d_mlp, bias) for _ in range(n_layers))
 
     def forward(
         self, x: Float[Tensor, "batch n_features"], sub: Sub | None = None
