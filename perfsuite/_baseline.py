@@ -31,7 +31,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pytest
@@ -48,8 +48,19 @@ from ._results import (
 )
 
 
-if TYPE_CHECKING:
-    from ._session import PerfSession
+class PerfSession(Protocol):
+    """What the gate reads and writes of the session (`perfsuite._session.PerfSession`, which
+    imports this module, not the other way round)."""
+
+    config: pytest.Config
+    perf_config: Any
+    document: dict[str, Any] | None
+    measurements: list[dict[str, Any]]
+    errors: list[str]
+    baseline_sessions: list[Any]
+    incomplete: str | None
+    saved_path: Path | None
+    save_note: str | None
 
 
 #: Sessions kept per baseline name; `--perf-save` deletes older ones beyond this.
@@ -307,7 +318,7 @@ def _rounds(doc: dict[str, Any]) -> dict[str, int]:
 
 def apply(session: PerfSession) -> None:
     """Attach a baseline verdict to every series that the baseline's sessions measured too."""
-    sessions: list[SavedSession] = getattr(session, "baseline_sessions", None) or []
+    sessions: list[SavedSession] = session.baseline_sessions
     if not sessions:
         return
     cfg = session.perf_config
@@ -435,7 +446,7 @@ def summary_lines(session: PerfSession) -> list[tuple[str, dict[str, bool]]]:
                     # Reported, not failed: without --perf-fail nothing fails the session.
                     text = _message("REGRESSION", e, cfg) + " (not failing: no --perf-fail)"
                     out.append((f"perf: {text}", {"yellow": True, "bold": True}))
-    note = getattr(session, "save_note", None)
+    note = session.save_note
     if note is not None:
         out.append(note)
     return out
@@ -483,7 +494,7 @@ def save_if_asked(session: PerfSession) -> None:
     folder = _machine_dir(cfg.results_dir, machine)
     existing = find_sessions(folder, cfg.save)
     timed = len(series(session.document))
-    reason = getattr(session, "incomplete", None)
+    reason = session.incomplete
     if reason is None and not timed:
         reason = "the session measured nothing (no timed series)"
     if reason is not None:

@@ -32,6 +32,14 @@ class PerfSession:
         self.exitstatus = 0
         #: Number of xdist workers reporting to this (controller) session.
         self.workers = 0
+        # What the stored-baseline gate (`perfsuite._baseline`) keeps for the session:
+        #: per-series numbers of each saved session of `--perf-compare` (read at configure).
+        self.baseline_sessions: list[Any] = []
+        #: Why this session must not become a baseline (interrupted, ...), or None.
+        self.incomplete: str | None = None
+        #: Where `--perf-save` wrote, and the line that says so (or why it did not).
+        self.saved_path: Path | None = None
+        self.save_note: str | None = None
 
     def add(self, record: dict[str, Any]) -> None:
         self.measurements.append(record)
