@@ -12,24 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from _ab_repo import PERF_TEST, make_repo
+from _ab_repo import git as _git
 
 import perfsuite
 from perfsuite import _ab
 from perfsuite._options import FailExpr
 
-
-PERF_TEST = """
-import pytest
-
-
-def work():
-    return sum(range({n}))
-
-
-@pytest.mark.perf
-def test_sum(perf):
-    perf.measure(work, name="sum")
-"""
 
 #: The perfsuite being tested, first on the import path of every subprocess.
 ROOT = Path(perfsuite.__file__).resolve().parents[1]
@@ -41,25 +30,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    _git(repo, "config", "user.email", "t@perfsuite.invalid")
-    _git(repo, "config", "user.name", "t")
-    (repo / "test_sum.py").write_text(PERF_TEST.format(n=200))
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "base")
-    (repo / "test_sum.py").write_text(PERF_TEST.format(n=400))
-    _git(repo, "commit", "-qam", "head")
-    return repo
+    return make_repo(tmp_path)
 
 
 # --------------------------------------------------------------------------- a dirty HEAD
