@@ -303,16 +303,16 @@ def test_inconclusive_is_loud_at_the_end_and_in_the_json(
     args = ("--perf-compare=main", "--perf-fail=5%", f"--perf-json={out}")
     result = sleeper(*args, sleep=0.0014)  # ~1.35x: beyond 5%, within the default band
     assert result.ret == 0
+    # The unchanged `doze` may read a few percent off between two sessions too (then it is
+    # inconclusive as well): only `nap`, slowed ~1.35x, must be.
     result.stdout.fnmatch_lines(
         [
-            "perf: compared 2 series*1 inconclusive*",
+            "perf: compared 2 series*inconclusive*",
             "perf: INCONCLUSIVE test_sleep.py::test_nap::nap: median per session 1.*x the "
             "baseline's*99% interval*default band x1.8*Rule: --perf-fail=median:5% fails when*",
         ]
     )
-    assert json.loads(out.read_text())["baseline"]["inconclusive"] == [
-        "test_sleep.py::test_nap::nap"
-    ]
+    assert "test_sleep.py::test_nap::nap" in json.loads(out.read_text())["baseline"]["inconclusive"]
     strict = sleeper(*args, "--perf-fail-inconclusive", sleep=0.0014)
     assert strict.ret == pytest.ExitCode.TESTS_FAILED
     strict.stdout.fnmatch_lines(
