@@ -87,13 +87,20 @@ class Turns:
         if self._read() == PARTNER_GONE:
             self.alone = True
 
+    def _check_parent(self) -> None:
+        if os.getppid() != self._parent:
+            raise TurnsError(
+                f"`perfsuite ab` (pid {self._parent}), which runs this process and its "
+                "partner in turns, is gone: stopping instead of waiting for a turn forever."
+            )
+
     def _read(self) -> bytes:
+        # Checked at every turn as well as while waiting: two runs whose parent is gone would
+        # otherwise go on handing the turn to each other, each token arriving before a
+        # wait could time out, until their budgets ran out.
+        self._check_parent()
         while not select.select([self._in], [], [], POLL_S)[0]:
-            if os.getppid() != self._parent:
-                raise TurnsError(
-                    f"`perfsuite ab` (pid {self._parent}), which runs this process and its "
-                    "partner in turns, is gone: stopping instead of waiting for a turn forever."
-                )
+            self._check_parent()
         return os.read(self._in, 1)
 
 

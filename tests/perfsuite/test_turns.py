@@ -126,3 +126,16 @@ def test_the_parent_comes_from_the_environment(tmp_path, monkeypatch) -> None:
     assert turns._parent == 12345
     os.close(turns._in)
     os.close(turns._out)
+
+
+def test_runs_that_keep_taking_turns_still_notice_the_parent_is_gone(tmp_path, monkeypatch):
+    """The partner hands the turn straight back (no wait ever times out): still stops."""
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    for path in (inbox, outbox):
+        os.mkfifo(path)
+    turns = _turns.Turns(str(inbox), str(outbox), first=False, parent=os.getppid() + 1)
+    os.write(turns._in, _turns.TOKEN)  # our turn is already there
+    with pytest.raises(_turns.TurnsError, match="is gone"):
+        turns.take()
+    os.close(turns._in)
+    os.close(turns._out)
