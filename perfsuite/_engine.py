@@ -22,9 +22,9 @@ the workload's own (another thread, a child process) ran: that wait is the machi
 never the workload's cost (`perfsuite.instruments._machine_wait`). A candidate's results say
 how much was taken out (`machine_wait_s`) and in how many rounds.
 
-The garbage collector stays on during rounds (a program pays for its garbage); a young-
-generation collection before each candidate's share resets the allocation counter, so the
-collections that happen inside a share are triggered by that candidate's own allocations.
+The garbage collector stays on during rounds (a program pays for its garbage): a collection
+falls on the candidate whose allocation triggers it. One full collection before the first
+round settles what setting the test up left behind.
 """
 
 from __future__ import annotations
@@ -262,6 +262,12 @@ class Engine:
         budget, so a batch that was predicted to fit cannot overrun it when calls slow down.
         """
         n = len(candidates)
+        if not any(c.samples for c in candidates):
+            # Once, before the first round: a full collection now settles what setting up the
+            # test left behind, so collections inside rounds answer the workload's own
+            # allocations, not the harness's (an explicit collection per chunk would instead
+            # advance the older generations' counters and bring on full collections).
+            gc.collect()
         for _ in range(rounds):
             if within_budget and self.spent_s + self.round_seconds() > self.settings.budget_s:
                 return
@@ -274,7 +280,6 @@ class Engine:
             per_call: dict[int, list[float]] = {id(c): [] for c in order}
             waited: dict[int, list[float]] = {id(c): [] for c in order}
             for cand, chunks in _schedule(order, self.interleave):
-                gc.collect(0)
                 with compile_log() as log:
                     times, lost = cand.instrument.time_chunks_waited(
                         cand.fn, chunks, cand.group, clock
