@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from _workloads import spin
 
 from perfsuite._comparison import compare
 from perfsuite._settings import Settings
@@ -18,16 +19,6 @@ from perfsuite.instruments._machine_wait import MachineWait, OtherThreads
 needs_schedstat = pytest.mark.skipif(
     not MachineWait().available, reason="no /proc/thread-self/schedstat on this system"
 )
-
-
-def spin(n: int = 20_000):
-    def fn():
-        s = 0
-        for i in range(n):
-            s ^= i
-        return s
-
-    return fn
 
 
 class FakeClock:

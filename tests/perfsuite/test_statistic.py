@@ -7,39 +7,12 @@ import itertools
 import time
 
 import pytest
+from _workloads import spin, stalling, steady
 
 from perfsuite._comparison import compare
 from perfsuite._engine import Engine, tails_of
 from perfsuite._errors import PerfFailure, PerfInconclusive, PerfWarning
 from perfsuite._settings import Settings
-
-
-def stalling(every: int = 10, stall_s: float = 0.015, base_s: float = 0.001):
-    """A callable where one call in `every` stalls for `stall_s` (the others take `base_s`):
-    the shape of a collection, an allocator growing or a data-loader hiccup."""
-    counter = itertools.count()
-
-    def fn():
-        time.sleep(stall_s if next(counter) % every == every - 1 else base_s)
-
-    return fn
-
-
-def steady(base_s: float = 0.001):
-    def fn():
-        time.sleep(base_s)
-
-    return fn
-
-
-def spin(n: int):
-    def fn():
-        s = 0
-        for i in range(n):
-            s ^= i
-        return s
-
-    return fn
 
 
 SETTINGS = Settings(budget_s=6.0)
