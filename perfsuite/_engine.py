@@ -315,17 +315,16 @@ class Engine:
             self.round_walls.append(wall)
             self.spent_s += wall
 
-    def round_seconds(self, candidates: list[Candidate] | None = None) -> float:
+    def round_seconds(self) -> float:
         """Expected wall time of one more round: the slowest of the last few rounds.
 
         From measured round walls (overheads and slow calls included), not from a per-call
         statistic, so a batch predicted to fit the budget does fit it.
         """
-        del candidates  # kept for callers that pass them; the walls already cover them all
         return max(self.round_walls[-4:], default=0.0)
 
     def can_afford(self, candidates: list[Candidate], rounds: int) -> bool:
-        return self.spent_s + rounds * self.round_seconds(candidates) <= self.settings.budget_s
+        return self.spent_s + rounds * self.round_seconds() <= self.settings.budget_s
 
     def extend(self, candidates: list[Candidate]) -> bool:
         """Add a batch of rounds (half again as many as so far) if the budget allows.
