@@ -105,8 +105,9 @@ def test_a_quick_comparison_of_stalling_calls_keeps_to_its_budget():
     # 10.4 s of rounds against a 5 s budget); rounds are now predicted from their walls.
     settings = Settings.quick(budget_s=2.0)
     cmp = compare(settings=settings, a=stalling(), b=stalling())
-    with pytest.raises(PerfFailure):
-        cmp.assert_no_slower("a", than="b", tolerance=0.0)  # never decided: runs to budget
+    # Add batches until the budget refuses one (an A/A claim may decide early by chance).
+    while cmp._engine.extend(list(cmp.candidates.values())):
+        pass
     assert cmp.spent_s <= settings.budget_s * 1.02, cmp.spent_s
 
 
