@@ -54,6 +54,14 @@ class Settings:
     #: Subtract the time the machine kept a single-threaded process off its CPU (Linux
     #: run-queue delay; see `perfsuite.instruments._machine_wait`).
     subtract_machine_wait: bool = True
+    #: Move every object that exists when timed rounds start into the collector's permanent
+    #: generation (`gc.freeze`), for the rounds' duration. The collector stays on: each
+    #: candidate pays the collections its own allocations bring on, but a full collection
+    #: scans what the candidates made, not the test process's heap (jax, pytest, the
+    #: workloads' set-up). Without it one full scan of that heap (130 ms for BERT-12L's
+    #: test process on a 2-core runner) lands on whichever candidate happens to cross the
+    #: threshold, and side-by-side candidates trade those pauses at random.
+    freeze_heap: bool = True
 
     def __post_init__(self) -> None:
         check_statistic(self.statistic)

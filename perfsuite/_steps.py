@@ -161,15 +161,16 @@ def run_steps(
             for _ in range(warmup - 1):
                 state = step(state, next(source))
                 inst.wait(state)
-        for _ in range(n):
-            engine.before_round()
-            batch = next(source)
-            with compile_log() as log:
-                start = time.perf_counter()
-                state = step(state, batch)
-                inst.wait(state)
-                times.append(time.perf_counter() - start)
-            steady.merge(log)
+        with engine.timed_heap(settle=True):
+            for _ in range(n):
+                engine.before_round()
+                batch = next(source)
+                with compile_log() as log:
+                    start = time.perf_counter()
+                    state = step(state, batch)
+                    inst.wait(state)
+                    times.append(time.perf_counter() - start)
+                steady.merge(log)
     stats = StepStats(
         name=name,
         times_s=tuple(times),
