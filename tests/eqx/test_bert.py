@@ -4,10 +4,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import jax.tree_util as jtu
 import numpy as np
 import pytest
 
 from trainfast.eqx import iter_module
+from trainfast.eqx._bert import Layer
 from trainfast.eqx.bert import BertConfig, BertMLM, mlm_batches, mlm_loss, num_leaves
 
 
@@ -87,3 +89,26 @@ def test_eager_equals_fused_without_dropout():
     a = model(batch["input_ids"], batch["attention_mask"])
     b = fused(batch["input_ids"], batch["attention_mask"])
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_vmapped_layer_init_draws_what_each_layer_would_alone():
+    # `BertMLM` initialises its layers with one vmapped `Layer` (one PRNG program per kind
+    # of weight in a jitted initialiser): every value must be what `Layer(config, key=k)`
+    # draws from that layer's key, eager and jitted alike.
+    config = BertConfig.tiny(3)
+    key = jr.key(7)
+    keys = jr.split(key, config.num_layers + 2)
+    expected = [Layer(config, key=k) for k in keys[2:]]
+    for model in (BertMLM(config, key=key), eqx.filter_jit(lambda k: BertMLM(config, key=k))(key)):
+        assert len(model.layers) == 3
+        for got, want in zip(model.layers, expected):
+            assert jtu.tree_structure(got) == jtu.tree_structure(want)
+            for a, b in zip(jtu.tree_leaves(got), jtu.tree_leaves(want)):
+                assert a.shape == b.shape
+                assert bool(jnp.array_equal(a, b))
+    # Layers differ from each other (each has its own key).
+    assert not bool(
+        jnp.array_equal(
+            expected[0].intermediate.dense.weight, expected[1].intermediate.dense.weight
+        )
+    )

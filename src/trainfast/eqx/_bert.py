@@ -174,6 +174,22 @@ class Layer(eqx.Module):
         self.output = Output(config, key=ko)
 
 
+def _init_layers(config: BertConfig, keys: PRNGKeyArray) -> tuple[Layer, ...]:
+    """`tuple(Layer(config, key=k) for k in keys)`, initialised by one vmapped `Layer`.
+
+    The values are the same (each layer draws from its own key either way), but a jitted
+    initialiser holds one random-number program per kind of weight instead of one per
+    layer and weight, so its compile time no longer grows with depth through the PRNG
+    (XLA:CPU, BERT-24L at tiny widths: 60 s -> 21 s). The stacked arrays are then split
+    into one module per layer: the pytree is what the rest of the package expects.
+    """
+    stacked = eqx.filter_vmap(lambda k: Layer(config, key=k))(keys)
+    arrays, static = eqx.partition(stacked, eqx.is_array)
+    n = keys.shape[0]
+    per_layer = [jax.tree.map(lambda x, i=i: x[i], arrays) for i in range(n)]
+    return tuple(eqx.combine(a, static) for a in per_layer)
+
+
 class MLMHead(eqx.Module):
     """Transform (dense, GELU, LayerNorm) then the vocabulary decoder."""
 
@@ -204,10 +220,10 @@ class BertMLM(eqx.Module):
     config: BertConfig = eqx.field(static=True)
 
     def __init__(self, config: BertConfig, *, key: PRNGKeyArray):
-        ke, kh, *kl = jr.split(key, config.num_layers + 2)
-        self.embeddings = Embeddings(config, key=ke)
-        self.layers = tuple(Layer(config, key=k) for k in kl)
-        self.head = MLMHead(config, key=kh)
+        keys = jr.split(key, config.num_layers + 2)
+        self.embeddings = Embeddings(config, key=keys[0])
+        self.layers = _init_layers(config, keys[2:])
+        self.head = MLMHead(config, key=keys[1])
         self.config = config
 
     def _attention(self, attn: Attention, x, mask, key):
