@@ -4,7 +4,6 @@ scan of the test process's own heap charged to whichever candidate crossed the t
 from __future__ import annotations
 
 import gc
-import time
 
 import pytest
 
@@ -40,24 +39,38 @@ def big_heap():
     gc.collect()
 
 
-def test_identical_candidates_share_collections_fairly(big_heap):
-    # Before `Settings.freeze_heap`, each full collection (~70 ms here) landed on whichever
-    # candidate crossed the threshold: A/A ratios came out at 1.15x, 1.25x, 1.48x.
-    full = []
+def _full_collections(fn, calls: int) -> int:
+    seen = []
 
-    def timer(phase, info):
-        if info["generation"] == 2:
-            full.append(time.perf_counter() if phase == "start" else -time.perf_counter())
+    def count(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            seen.append(1)
 
-    gc.callbacks.append(timer)
+    gc.callbacks.append(count)
     try:
-        cmp = compare(a=_promoter(), b=_promoter(), settings=Settings(budget_s=3.0))
+        for _ in range(calls):
+            fn()
     finally:
-        gc.callbacks.remove(timer)
-    assert len(full) >= 4, "the workload no longer brings on full collections: the test is void"
-    ratio = cmp.ratio("a", over="b")
-    assert 0.93 < ratio.estimate < 1.07, ratio
-    cmp.assert_no_slower("a", than="b", tolerance=0.05)
+        gc.callbacks.remove(count)
+    return len(seen)
+
+
+def test_identical_candidates_share_collections_fairly(big_heap):
+    # The premise: the workload brings on full collections of the big heap. Collections
+    # are triggered by allocation counts, not time, so this holds on any machine.
+    assert _full_collections(_promoter(), 4000) >= 1
+    # Before `Settings.freeze_heap`, each full collection (~70 ms here) landed on whichever
+    # candidate crossed the threshold: A/A ratios came out at 0.55x, 1.15x, 1.25x, 1.48x.
+    # Three comparisons of 60 rounds (about 1 s, several full collections) each, in a row:
+    # unfrozen, at most one in three came out within 7% (e.g.
+    # 0.50x, 1.30x, 1.35x); frozen, every one within 7% on the same loaded machine. The
+    # estimate is what is checked: whether the interval also clears a 5% tolerance within
+    # the budget is a matter of the machine's noise, which this test is not about.
+    gc.collect()
+    for _ in range(3):
+        cmp = compare(a=_promoter(), b=_promoter(), settings=Settings(min_rounds=60))
+        ratio = cmp.ratio("a", over="b")
+        assert 0.93 < ratio.estimate < 1.07, ratio
 
 
 def test_collector_stays_on_and_heap_is_frozen_only_during_rounds():

@@ -81,7 +81,9 @@ def test_a_round_holds_at_least_min_round_calls_while_under_max_round_s():
     cand = engine.prepare("x", steady(0.001), None)
     assert cand.iterations >= 20
     slow = Engine(Settings(target_round_s=0.001, max_round_s=0.01), lambda: _Null())
-    assert slow.prepare("y", steady(0.004), None).iterations == 2
+    # 10 ms / 4 ms: 2 calls (1 where a loaded machine stretches a 4 ms sleep past 5 ms),
+    # never the 20 that `min_round_calls` asks for.
+    assert 1 <= slow.prepare("y", steady(0.004), None).iterations <= 2
 
 
 def test_extending_never_runs_past_the_budget_by_more_than_a_round():

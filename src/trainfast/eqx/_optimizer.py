@@ -30,6 +30,8 @@ class Optimizer(eqx.Module):
         tx: optax.GradientTransformation,
         model: PyTree,
         wrt: Callable[[Any], bool] = eqx.is_inexact_array,
+        *,
+        flatten: bool = False,
     ) -> "Optimizer":
         """Initialise `tx` on the leaves of `model` selected by the filter `wrt`.
 
@@ -37,7 +39,16 @@ class Optimizer(eqx.Module):
             tx: the optax transformation (static: hashed by identity).
             model: the model whose `wrt` leaves are optimised.
             wrt: a leaf filter, as for `eqx.filter` (default: floating-point arrays).
+            flatten: wrap `tx` in `optax.flatten`: gradients are concatenated into one
+                vector per dtype and the update runs as a few fused kernels instead of
+                one per leaf (on an accelerator, BERT-base 1x8 spends most of a step
+                launching per-leaf updates). The state then holds flat vectors, not one
+                array per parameter: it cannot be sharded like the parameters (use it
+                on one device or replicated, not with tensor-parallel plans). Same
+                values as unflattened up to float rounding; donation works as before.
         """
+        if flatten:
+            tx = optax.flatten(tx)
         return cls(tx.init(eqx.filter(model, wrt)), tx, wrt)
 
     def __call__(self, grads: PyTree, model: PyTree) -> tuple[PyTree, "Optimizer"]:
