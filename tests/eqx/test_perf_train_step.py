@@ -5,9 +5,11 @@ device time and hide the dispatch cost being measured (the pytree is the same ei
 a GPU or TPU the model is BERT-base (768 wide, dropout 0.1): at tiny widths an accelerator
 step is a few ms of kernel launches, about as long as `filter_jit`'s host work, so no
 dispatcher could be 2x faster in the loop (H200: 1.94x [1.87, 1.99]) and the test would time
-launch latency rather than what BERT training costs. Layers are scanned on every backend:
-the pytree, and so the dispatch cost, is the same as unrolled, and each of the four
-compilations takes seconds instead of tens of seconds.
+launch latency rather than what BERT training costs. On the CPU layers are scanned (the
+pytree, and so the dispatch cost, is the same as unrolled, and each of the four compilations
+takes seconds instead of tens of seconds); on an accelerator they are unrolled and the
+optimizer update is fused (`flatten=True`), which is how BERT-base trains fastest there
+(H200, 20-step loop: scanned 6.75 ms/step, unrolled 5.31, unrolled + fused 3.93).
 """
 
 import jax
@@ -20,13 +22,28 @@ from trainfast.eqx.workloads import train_step_workload
 DISPATCHES = ("cached", "filter_jit", "partition", "jit")
 
 
+ON_CPU = jax.default_backend() == "cpu"
+#: `cached` over `filter_jit`: per waited step, and in the 20-step loop. On an accelerator
+#: BERT-base is unrolled and its update fused (`flatten=True`, one update kernel instead of
+#: one per leaf), so the step is close to the device's floor and dispatch is what is left;
+#: the targets are the issue's (H200 before: 1.95x and 2.19x with scanned layers).
+STEP_SPEEDUP, LOOP_SPEEDUP = (1.3, 2.0) if ON_CPU else (2.5, 3.0)
+
+
+def _workloads(batch: int, seq: int, dispatches=DISPATCHES) -> dict:
+    config = None if ON_CPU else BertConfig()
+    return {
+        d: train_step_workload(d, 12, batch=batch, seq=seq, config=config, flatten=not ON_CPU)
+        for d in dispatches
+    }
+
+
 @pytest.fixture(scope="module")
 def workloads():
     # One workload (and so one compilation) per dispatcher, shared by the tests below.
     # Each call consumes the state the previous call returned: donated inputs are never
     # reused. "jit" is the hand-written partition + `jax.jit` with donation.
-    config = None if jax.default_backend() == "cpu" else BertConfig(scan_layers=True)
-    return {d: train_step_workload(d, 12, batch=1, seq=8, config=config) for d in DISPATCHES}
+    return _workloads(1, 8)
 
 
 @pytest.mark.perf
@@ -34,7 +51,15 @@ def test_cached_step_speedup(perf, workloads):
     cmp = perf.compare(
         cached=workloads["cached"], filter_jit=workloads["filter_jit"], jit=workloads["jit"]
     )
-    cmp.assert_speedup("cached", over="filter_jit", at_least=1.3)
+    cmp.assert_speedup("cached", over="filter_jit", at_least=STEP_SPEEDUP)
+    cmp.assert_no_slower("cached", than="jit", tolerance=0.05)
+
+
+@pytest.mark.perf
+@pytest.mark.skipif(ON_CPU, reason="BERT-base 32x512 is an accelerator workload")
+def test_cached_no_slower_than_jit_at_32x512(perf):
+    w = _workloads(32, 512, ("cached", "jit"))
+    cmp = perf.compare(cached=w["cached"], jit=w["jit"])
     cmp.assert_no_slower("cached", than="jit", tolerance=0.05)
 
 
@@ -49,7 +74,7 @@ def test_back_to_back_loop_speedup(perf, workloads):
         filter_jit=lambda: workloads["filter_jit"].run(20),
         jit=lambda: workloads["jit"].run(20),
     )
-    cmp.assert_speedup("cached", over="filter_jit", at_least=2.0)
+    cmp.assert_speedup("cached", over="filter_jit", at_least=LOOP_SPEEDUP)
     perf.record("loop20_cached_over_jit", cmp.ratio("cached", over="jit").estimate, "x")
 
 

@@ -112,6 +112,7 @@ def train_step_workload(
     learning_rate: float = 1e-3,
     seed: int = 0,
     donate: bool = True,
+    flatten: bool = False,
 ) -> TrainWorkload:
     """BERT-`num_layers` MLM training (tiny widths unless `config` is given), AdamW.
 
@@ -126,12 +127,16 @@ def train_step_workload(
             matmuls and would hide the dispatch cost this workload is about; the tree, and
             so dispatch cost, is the same either way. `BertConfig()` keeps BERT's 0.1.
         num_batches: distinct pre-generated batches (cycled).
+        flatten: fuse the optimizer update into one vector (`optax.flatten`, see
+            [`Optimizer.create`][]), for every dispatcher and the reference alike.
     """
     if config is None:
         config = BertConfig.tiny(num_layers, dropout=dropout)
     key_model, key_data, key_drop = jr.split(jr.key(seed), 3)
     model = BertMLM(config, key=key_model)
     tx = optax.adamw(learning_rate)
+    if flatten:
+        tx = optax.flatten(tx)
     data = mlm_batches(config, batch, seq, key=key_data)
     batches = [(next(data), k) for k in jr.split(key_drop, num_batches)]
     if dispatch == "jit":
