@@ -19,12 +19,7 @@ from ._component_model import tie_components as tie_components
 from ._components import LinearComponents as LinearComponents
 from ._components import MaskInfo as MaskInfo
 from ._components import make_ci_fn as make_ci_fn
-from ._config import WORKLOADS as WORKLOADS
 from ._config import SPDConfig as SPDConfig
-from ._config import Workload as Workload
-from ._config import get_workload as get_workload
-from ._config import resid_mlp_workload as resid_mlp_workload
-from ._config import tms_workload as tms_workload
 from ._decompose import Decomposition as Decomposition
 from ._decompose import decompose as decompose
 from ._evaluate import ModuleDecomposition as ModuleDecomposition
@@ -47,3 +42,8 @@ from ._trained_targets import load_target as load_target
 from ._trained_targets import save_target as save_target
 from ._trained_targets import train_target as train_target
 from ._trained_targets import trained_target as trained_target
+from ._workloads import WORKLOADS as WORKLOADS
+from ._workloads import Workload as Workload
+from ._workloads import get_workload as get_workload
+from ._workloads import resid_mlp_workload as resid_mlp_workload
+from ._workloads import tms_workload as tms_workload

@@ -23,11 +23,11 @@ import sys
 import torch
 
 from ._bench import AblationRow, ablate, format_table, time_steps
-from ._config import WORKLOADS
 from ._decompose import decompose
 from ._flags import Flags
 from ._loop import make_trainer
 from ._trained_targets import save_target, train_target
+from ._workloads import WORKLOADS
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from . import _ci_kernel
-from ._components import LinearComponents, MaskInfo, MLPCiFn, ParallelLinear, make_ci_fn
+from ._components import LinearComponents, MaskInfo, MLPCiFn, StackedLinear, make_ci_fn
 from ._config import SPDConfig
 from ._flags import Flags
 from ._masks import Noise
@@ -89,7 +89,7 @@ class ComponentModel(nn.Module):
         self._target_weights: dict[str, Tensor] | None = None
         if flags.fused_ci_fn:
             for module in self.ci_fns.modules():
-                if isinstance(module, ParallelLinear):
+                if isinstance(module, StackedLinear):
                     module.pointwise = True
                 if isinstance(module, MLPCiFn):
                     module.fused = _ci_kernel.available()

@@ -126,8 +126,10 @@ def _ci_widths(d_in: int, hidden: tuple[int, ...], d_out: int) -> list[tuple[int
     ]
 
 
-class ParallelLinear(nn.Module):
-    """`C` independent Linears applied in parallel: `(..., C, i) -> (..., C, o)`.
+class StackedLinear(nn.Module):
+    """`C` independent Linears, their weights stacked: `(..., C, i) -> (..., C, o)`.
+
+    (Not tensor parallelism: that is `trainfast.eqx`'s `ParallelLinear`.)
 
     Weights are Kaiming normal with fan `i` and the given `gain`; biases start at zero.
 
@@ -174,7 +176,7 @@ class MLPCiFn(nn.Module):
     def __init__(self, C: int, hidden: tuple[int, ...]):
         super().__init__()
         self.layers = nn.ModuleList(
-            ParallelLinear(C, a, b, gain=g) for a, b, g in _ci_widths(1, hidden, 1)
+            StackedLinear(C, a, b, gain=g) for a, b, g in _ci_widths(1, hidden, 1)
         )
         self.fused = False
 
@@ -205,7 +207,7 @@ class VectorMLPCiFn(nn.Module):
         super().__init__()
         self.C = C
         self.layers = nn.ModuleList(
-            ParallelLinear(C, a, b, gain=g) for a, b, g in _ci_widths(d_in, hidden, 1)
+            StackedLinear(C, a, b, gain=g) for a, b, g in _ci_widths(d_in, hidden, 1)
         )
 
     def forward(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... C"]:

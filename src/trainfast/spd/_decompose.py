@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
-from ._config import Workload, get_workload
 from ._evaluate import ModuleDecomposition, evaluate_decomposition
 from ._flags import Flags
 from ._loop import Trainer
+from ._workloads import Workload, get_workload
 
 
 @dataclass

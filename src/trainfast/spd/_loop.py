@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ._component_model import ComponentModel, tie_components
-from ._config import SPDConfig, Workload, get_workload
+from ._config import SPDConfig
 from ._flags import Flags
 from ._io import Checkpointer, JsonlLogger
 from ._losses import (
@@ -37,6 +37,7 @@ from ._losses import (
 )
 from ._masks import Draw, LiveNoise, PredrawnNoise, RecordingNoise, predraw
 from ._targets import Prefetcher
+from ._workloads import Workload, get_workload
 
 
 _EAGER_STEPS_BEFORE_CAPTURE = 3

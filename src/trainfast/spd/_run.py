@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._config import Workload
 from ._flags import Flags
 from ._loop import Trainer
+from ._workloads import Workload
 
 
 @dataclass

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._config import Workload, get_workload
 from ._targets import ResidMLPModel, SparseFeatureData, TMSModel
+from ._workloads import Workload, get_workload
 
 
 SHIPPED_DIR = Path(__file__).parent / "targets"
