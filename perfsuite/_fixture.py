@@ -96,6 +96,8 @@ class Perf:
         self._before_round = before_round
         #: Names (and compare candidates) used so far in this test: see `_claim`.
         self._names: set[str] = set()
+        #: Profiles both sides of a comparison after its verdict (`perfsuite._profile`).
+        self.profiler: Any = None
 
     def _new_engine(self, statistic: str | None = None) -> Engine:
         # A fresh engine per call: the budget is per comparison (or measurement), so a
@@ -182,20 +184,38 @@ class Perf:
         or `"median"` chunk (the typical call); see `Ratio`.
         """
         record: dict[str, Any] = {"candidates": [], "verdicts": []}
+        holder: dict[str, Comparison] = {}
         cmp = compare(
             settings=self.settings,
             instrument=instrument,
             statistic=statistic,
             device_lock=self._device_lock,
             before_round=self._before_round,
-            on_verdict=record["verdicts"].append,
+            on_verdict=self._on_verdict(record, holder),
             **fns,
         )
         # Emitted now and filled in as assertions run: a failing assertion still leaves its
         # numbers in the results.
+        holder["cmp"] = cmp
         record["candidates"] = _LiveCandidates(list(cmp.candidates.values()))
         self._emit("compare", "+".join(fns), comparison=record)
         return cmp
+
+    def _on_verdict(
+        self, record: dict[str, Any], holder: dict[str, Comparison]
+    ) -> Callable[[dict[str, Any]], str | None]:
+        """Record a verdict; with a profiler, profile its pair and return the message's end.
+
+        `holder["cmp"]` is the comparison, set by `compare` once it exists.
+        """
+
+        def on_verdict(verdict: dict[str, Any]) -> str | None:
+            record["verdicts"].append(verdict)
+            if self.profiler is None or "cmp" not in holder:
+                return None
+            return self.profiler.after_verdict(verdict, holder["cmp"].candidates, record)
+
+        return on_verdict
 
     def steps(
         self,

@@ -94,6 +94,43 @@ def iter_series(doc: dict[str, Any]) -> Iterator[Series]:
         yield from measurement_series(m)
 
 
+@dataclass(frozen=True)
+class Profiles:
+    """Profiles of both sides of one comparison (issue 16), as readers see them.
+
+    `artifacts` maps a profiler (`host`, `torch`, `jax`) to its files, `diffs` a profiler to
+    its diff file, `top` a profiler to the diff's first lines; paths are relative to the
+    project's root (where `.perf/` is).
+    """
+
+    test: str
+    measurement: str
+    a: str
+    b: str
+    folder: str
+    artifacts: dict[str, list[str]]
+    diffs: dict[str, str]
+    top: dict[str, list[str]]
+
+
+def iter_profiles(doc: dict[str, Any]) -> Iterator[Profiles]:
+    """Every comparison's profiles in a results document (the one reader of `profiles`)."""
+    for m in doc.get("measurements", []):
+        if m.get("kind") != "compare":
+            continue
+        for p in m["comparison"].get("profiles", []):
+            yield Profiles(
+                m.get("test") or m["id"].rsplit("::", 1)[0],
+                m["id"],
+                p["a"],
+                p["b"],
+                p["folder"],
+                dict(p.get("artifacts", {})),
+                dict(p.get("diffs", {})),
+                {k: list(v) for k, v in p.get("top", {}).items()},
+            )
+
+
 def series(doc: dict[str, Any]) -> dict[str, list[float]]:
     """Every timed series by stable id: seconds per call per round (see `Series`)."""
     return {s.id: list(s.samples) for s in iter_series(doc) if s.timed}
@@ -286,6 +323,7 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("comparison", "dict", True),
         ("comparison.candidates", "list", True),
         ("comparison.verdicts", "list", True),
+        ("comparison.profiles", "list", False),
     ],
     "scaling": [
         ("verdict", "str", True),
@@ -329,6 +367,15 @@ _VERDICT_KEYS = [
     ("ratio.low", "num?", True),
     ("ratio.high", "num?", True),
     ("ratio.rounds", "int", True),
+]
+
+_PROFILE_KEYS = [
+    ("a", "str", True),
+    ("b", "str", True),
+    ("folder", "str", True),
+    ("artifacts", "dict", False),
+    ("diffs", "dict", False),
+    ("top", "dict", False),
 ]
 
 _MISSING = object()
@@ -376,6 +423,10 @@ def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
                 if not isinstance(verdict, dict):
                     raise SchemaError(f"{where}: `comparison.verdicts[{j}]` must be an object.")
                 _check(verdict, _VERDICT_KEYS, f"{where}: `comparison.verdicts[{j}]`")
+            for j, prof in enumerate(m["comparison"].get("profiles", [])):
+                if not isinstance(prof, dict):
+                    raise SchemaError(f"{where}: `comparison.profiles[{j}]` must be an object.")
+                _check(prof, _PROFILE_KEYS, f"{where}: `comparison.profiles[{j}]`")
         elif kind == "scaling":
             f = m["scaling"]
             n = len(f["sizes"])

@@ -37,10 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "perf(budget=None, rounds=None, instrument=None, statistic=None): a performance test, "
+        "perf(budget=None, rounds=None, instrument=None, statistic=None, profile=None): a "
+        "performance test, "
         "run with --perf; budget in seconds per comparison, rounds before the first look, "
         "instrument to force one of auto/host/jax/torch-cuda/cuda-events, statistic of each "
-        "round: 'mean' cost per call (default) or 'median' chunk (the typical call).",
+        "round: 'mean' cost per call (default) or 'median' chunk (the typical call); profile: "
+        "when to profile both sides of a comparison (failed/all/off, as --perf-profile).",
     )
     cfg = PerfConfig.from_pytest_config(config)
     config.stash[perf_config_key] = cfg
@@ -96,7 +98,17 @@ def perf(request: pytest.FixtureRequest) -> Perf:
     session = config.stash[perf_session_key]
     # Under `perfsuite ab` every timed section first takes this process's turn.
     before_round = _turns.take_turn if os.environ.get(_turns.ENV) else lambda: None
-    return Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
+    perf = Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
+    perf.profiler = _profiler(config, cfg, marker, node.nodeid)
+    return perf
+
+
+def _profiler(config: pytest.Config, cfg: PerfConfig, marker: PerfMarkerOptions, nodeid: str):
+    """Issue 16: the hook that profiles both sides of a comparison after its verdict."""
+    from ._profile import Profiler
+
+    mode = marker.profile or cfg.profile
+    return Profiler(mode, cfg.results_dir, nodeid, config.rootpath)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
