@@ -213,8 +213,7 @@ def bisect(
             return compare_with(cfg, base, commit, Progress(None))
 
     progress.update(
-        f"perfsuite bisect: {len(commits)} commits after GOOD {good_c[:10]} up to BAD "
-        f"{bad_c[:10]}",
+        f"perfsuite bisect: {len(commits)} commits after GOOD {good_c[:10]} up to BAD {bad_c[:10]}",
         final=True,
     )
     lo, hi, steps = search(commits, lambda c: step(good_c, c), progress=progress)
@@ -235,7 +234,9 @@ def bisect(
 
 
 def render(out: Outcome) -> str:
-    lines = [f"perfsuite bisect: GOOD {out.good[:10]}, BAD {out.bad[:10]}, {len(out.commits)} commits"]
+    lines = [
+        f"perfsuite bisect: GOOD {out.good[:10]}, BAD {out.bad[:10]}, {len(out.commits)} commits"
+    ]
     lines += [f"  tested {s.describe()}" for s in out.steps]
     if out.culprit is not None:
         p = out.parent_step
@@ -310,14 +311,18 @@ def config(args: argparse.Namespace, pytest_args: list[str], base: str, head: st
     )
 
 
-def run_bisect(args: argparse.Namespace, pytest_args: list[str], emit: Callable[[str], None]) -> int:
+def run_bisect(
+    args: argparse.Namespace, pytest_args: list[str], emit: Callable[[str], None]
+) -> int:
     cfg = config(args, pytest_args, args.good, args.bad)
     out = bisect(cfg, args.good, args.bad, progress=Progress(None if args.quiet else _stderr()))
     emit(render(out))
     return out.exit_code
 
 
-def run_verdict(args: argparse.Namespace, pytest_args: list[str], emit: Callable[[str], None]) -> int:
+def run_verdict(
+    args: argparse.Namespace, pytest_args: list[str], emit: Callable[[str], None]
+) -> int:
     """`ab-verdict GOOD`: the checked-out commit against GOOD, in `git bisect run`'s codes."""
     try:
         cfg = config(args, pytest_args, args.good, "HEAD")

@@ -13,8 +13,8 @@ from _ab_repo import git
 
 from perfsuite import _bisect
 from perfsuite._ab_config import AbConfig
-from perfsuite._values import FailExpr
 from perfsuite._bisect import SAME, SKIP, SLOWER, UNSURE, Step
+from perfsuite._values import FailExpr
 from perfsuite.cli import main
 
 
@@ -108,15 +108,17 @@ def test_sum(perf):
 """
 
 
-def make_history(tmp_path: Path, *, slow_from: int | None, broken: int | None) -> Path:
-    """12 commits (1..12): work doubles from `slow_from` on; `broken` does not import."""
+def make_history(
+    tmp_path: Path, *, slow_from: int | None, broken: int | None, count: int = 12
+) -> Path:
+    """`count` commits (1..count): work doubles from `slow_from` on; `broken` does not import."""
     repo = tmp_path / "history"
     repo.mkdir()
     git(repo, "init", "-q")
     git(repo, "config", "user.email", "t@perfsuite.invalid")
     git(repo, "config", "user.name", "t")
     (repo / "test_sum.py").write_text(TEST)
-    for i in range(1, 13):
+    for i in range(1, count + 1):
         n = 400 if slow_from is not None and i >= slow_from else 200
         text = (BROKEN if i == broken else WORKLOAD).format(n=n, i=i)
         (repo / "workload.py").write_text(text)
@@ -137,7 +139,9 @@ def test_bisect_finds_commit_7_past_an_unimportable_commit_4(tmp_path, capsys, m
     repo = make_history(tmp_path, slow_from=7, broken=4)
     commits = git(repo, "rev-list", "--reverse", "HEAD").split()
     started = time.perf_counter()
-    code = main(["bisect", commits[0], commits[-1], "--repo", str(repo), *FAST, "--", "--perf-quick"])
+    code = main(
+        ["bisect", commits[0], commits[-1], "--repo", str(repo), *FAST, "--", "--perf-quick"]
+    )
     seconds = time.perf_counter() - started
     out = capsys.readouterr().out
     assert code == 0, out
@@ -150,11 +154,16 @@ def test_bisect_finds_commit_7_past_an_unimportable_commit_4(tmp_path, capsys, m
 
 
 @pytest.mark.slow
-def test_bisect_of_a_history_without_regression_ends_no_culprit(tmp_path, capsys, monkeypatch) -> None:
+def test_bisect_of_a_history_without_regression_ends_no_culprit(
+    tmp_path, capsys, monkeypatch
+) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    repo = make_history(tmp_path, slow_from=None, broken=None)
+    # Five commits: enough for the search to walk up to BAD and find it the same as GOOD.
+    repo = make_history(tmp_path, slow_from=None, broken=None, count=5)
     commits = git(repo, "rev-list", "--reverse", "HEAD").split()
-    code = main(["bisect", commits[0], commits[-1], "--repo", str(repo), *FAST, "--", "--perf-quick"])
+    code = main(
+        ["bisect", commits[0], commits[-1], "--repo", str(repo), *FAST, "--", "--perf-quick"]
+    )
     out = capsys.readouterr().out
     assert code == 3, out
     assert "no culprit" in out
@@ -175,28 +184,42 @@ def test_collectable_probe_tells_a_broken_commit(tmp_path, monkeypatch) -> None:
 
 @pytest.mark.slow
 def test_ab_verdict_exit_codes_under_git_bisect_run(tmp_path) -> None:
-    """Real `git bisect run`: commit 4 skipped (125), commit 7 found bad (1), the rest good (0)."""
-    repo = make_history(tmp_path, slow_from=7, broken=4)
+    """Real `git bisect run` over 7 commits: commit 3 does not import (skipped if asked, 125),
+    commit 5 is the first bad one (1), the others before it good (0)."""
+    repo = make_history(tmp_path, slow_from=5, broken=3, count=7)
     commits = git(repo, "rev-list", "--reverse", "HEAD").split()
     env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "src"), env.get("PYTHONPATH", "")])
     git(repo, "bisect", "start", commits[-1], commits[0])
     # `ab-verdict` compares HEAD (what bisect checked out) with GOOD, in worktrees of their own.
-    cmd = [sys.executable, "-m", "perfsuite.cli", "ab-verdict", commits[0], *FAST, "--", "--perf-quick"]
-    proc = subprocess.run(["git", "bisect", "run", *cmd], cwd=repo, env=env, capture_output=True, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "perfsuite.cli",
+        "ab-verdict",
+        commits[0],
+        *FAST,
+        "--",
+        "--perf-quick",
+    ]
+    proc = subprocess.run(
+        ["git", "bisect", "run", *cmd], cwd=repo, env=env, capture_output=True, text=True
+    )
     log = git(repo, "bisect", "log")
     git(repo, "bisect", "reset")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{commits[6]} is the first bad commit" in proc.stdout, proc.stdout
+    assert f"{commits[4]} is the first bad commit" in proc.stdout, proc.stdout
     assert git(repo, "worktree", "list").count("\n") == 0
-    # Which verdicts were given: every "bad" at or after 7, every "good" before, 4 skipped
-    # if it was asked.
+    # Which verdicts were given: "bad" at or after 5, "good" before, 3 skipped if asked.
     for line in log.splitlines():
-        if line.startswith("git bisect "):
-            word, commit = line.split()[2], line.split()[3]
+        parts = line.replace("'", "").split()
+        if line.startswith("git bisect ") and parts[2] in ("good", "bad", "skip"):
+            word, commit = parts[2], parts[3]
             i = commits.index(commit) + 1
-            assert word == {True: "bad", False: "good"}[i >= 7] or (word == "skip" and i == 4), line
+            assert word == {True: "bad", False: "good"}[i >= 5] or (word == "skip" and i == 3), line
+    # Commit 4 can only have been called good by `ab-verdict` (not by `bisect start`).
+    assert f"git bisect good {commits[3]}" in log.replace("'", ""), log
 
 
 def test_ab_verdict_codes_for_skip_and_error(tmp_path, capsys, monkeypatch) -> None:
