@@ -360,6 +360,47 @@ class ProfileResult:
         return "\n".join(lines)
 
 
+def _profile_side(
+    cand: Any, name: str, folder: Path, n: int, result: ProfileResult
+) -> dict[str, dict[str, tuple]]:
+    """Run `cand` `n` times under each profiler that applies; its tables by profiler."""
+    fn, wait = cand.fn, cand.instrument.wait
+    tables: dict[str, dict[str, tuple]] = {}
+    probe = fn()  # what it returns decides which framework profilers apply
+    wait(probe)
+    prof = _host_profile(fn, wait, n)
+    pstats_path = folder / f"{_safe(name)}.pstats"
+    write_atomic(pstats_path, marshal.dumps(prof.stats))  # the format pstats reads
+    result.artifacts.setdefault("host", []).append(str(pstats_path))
+    tables["host"] = host_table(prof.stats, n)
+    if "torch" in sys.modules and _holds(probe, "torch"):
+        try:
+            trace = folder / f"{_safe(name)}.torch.json"
+            table = _torch_profile(fn, wait, n, trace)
+            tables["torch"] = table
+            ops = folder / f"{_safe(name)}.torch-ops.txt"
+            write_atomic(ops, _table_text(table, f"torch ops of {name} ({n} calls)", "CPU"))
+            result.artifacts.setdefault("torch", []).extend([str(trace), str(ops)])
+        except Exception as exc:  # a profiler that cannot run here: say so, keep the rest
+            result.errors.append(f"torch.profiler on {name}: {exc!r}")
+    if "jax" in sys.modules and (_holds(probe, "jax") or _holds(probe, "jaxlib")):
+        try:
+            trace_dir = folder / f"{_safe(name)}.jax"
+            table = _jax_profile(fn, wait, n, trace_dir)
+            result.artifacts.setdefault("jax", []).append(str(trace_dir))
+            if table is not None:
+                tables["jax"] = table
+                ops = folder / f"{_safe(name)}.jax-ops.txt"
+                write_atomic(ops, _table_text(table, f"JAX ops of {name} ({n} calls)", "-"))
+                result.artifacts["jax"].append(str(ops))
+        except Exception as exc:
+            result.errors.append(f"jax.profiler on {name}: {exc!r}")
+    return tables
+
+
+_WHAT = {"host": "self", "torch": "self CPU+device", "jax": "device"}
+
+
 def profile_pair(
     candidates: dict[str, Any], a: str, b: str, folder: Path, *, calls: int | None = None
 ) -> ProfileResult:
@@ -370,49 +411,38 @@ def profile_pair(
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     result = ProfileResult(folder)
-    tables: dict[str, dict[str, dict[str, tuple]]] = {"host": {}, "torch": {}, "jax": {}}
+    sides = {}
     for name in (a, b):
-        cand = candidates[name]
-        fn, wait = cand.fn, cand.instrument.wait
-        n = calls or _calls_for(cand.per_call_s)
-        probe = fn()  # what it returns decides which framework profilers apply
-        wait(probe)
-        prof = _host_profile(fn, wait, n)
-        pstats_path = folder / f"{_safe(name)}.pstats"
-        write_atomic(pstats_path, marshal.dumps(prof.stats))  # the format pstats reads
-        result.artifacts.setdefault("host", []).append(str(pstats_path))
-        tables["host"][name] = host_table(prof.stats, n)
-        if "torch" in sys.modules and _holds(probe, "torch"):
-            try:
-                trace = folder / f"{_safe(name)}.torch.json"
-                table = _torch_profile(fn, wait, n, trace)
-                tables["torch"][name] = table
-                ops = folder / f"{_safe(name)}.torch-ops.txt"
-                write_atomic(ops, _table_text(table, f"torch ops of {name} ({n} calls)", "CPU"))
-                result.artifacts.setdefault("torch", []).extend([str(trace), str(ops)])
-            except Exception as exc:  # a profiler that cannot run here: say so, keep the rest
-                result.errors.append(f"torch.profiler on {name}: {exc!r}")
-        if "jax" in sys.modules and (_holds(probe, "jax") or _holds(probe, "jaxlib")):
-            try:
-                trace_dir = folder / f"{_safe(name)}.jax"
-                table = _jax_profile(fn, wait, n, trace_dir)
-                result.artifacts.setdefault("jax", []).append(str(trace_dir))
-                if table is not None:
-                    tables["jax"][name] = table
-                    ops = folder / f"{_safe(name)}.jax-ops.txt"
-                    write_atomic(ops, _table_text(table, f"JAX ops of {name} ({n} calls)", "-"))
-                    result.artifacts["jax"].append(str(ops))
-            except Exception as exc:
-                result.errors.append(f"jax.profiler on {name}: {exc!r}")
-    what = {"host": "self", "torch": "self CPU+device", "jax": "device"}
-    for kind, by_name in tables.items():
-        if a in by_name and b in by_name:
-            rows = _join(by_name[a], by_name[b])
+        n = calls or _calls_for(candidates[name].per_call_s)
+        sides[name] = _profile_side(candidates[name], name, folder, n, result)
+    for kind in ("host", "torch", "jax"):
+        if kind in sides[a] and kind in sides[b]:
+            rows = _join(sides[a][kind], sides[b][kind])
             path = folder / f"diff-{_safe(a)}-vs-{_safe(b)}.{kind}.txt"
             header = f"{kind} profile diff of {a} against {b} (per call)"
-            lines = _write_diff(path, rows, a, b, what[kind], header)
+            lines = _write_diff(path, rows, a, b, _WHAT[kind], header)
             result.diffs[kind] = str(path)
             result.top[kind] = lines[:TOP_LINES]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def profile_one(cand: Any, name: str, folder: Path, *, calls: int | None = None) -> ProfileResult:
+    """Profile one candidate alone (nothing to diff against): its tables' top rows as `top`."""
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    result = ProfileResult(folder)
+    tables = _profile_side(cand, name, folder, calls or _calls_for(cand.per_call_s), result)
+    for kind, table in tables.items():
+        # Against nothing, every function is "only in" this side: the same ranking, by time.
+        rows = _join(table, {})
+        path = folder / f"{_safe(name)}.{kind}.txt"
+        header = f"{kind} profile of {name} alone (per call)"
+        lines = diff_lines(rows, name, "-", what=_WHAT[kind])
+        lines = [ln.replace(f" [only in {name}]", "") for ln in lines]
+        write_atomic(path, "\n".join([header, *lines[:MAX_ROWS]]) + "\n")
+        result.diffs[kind] = str(path)
+        result.top[kind] = lines[:TOP_LINES]
     result.seconds = time.perf_counter() - started
     return result
 
@@ -425,22 +455,28 @@ def wanted(mode: str, verdict: str) -> bool:
 
 
 class Profiler:
-    """The fixture's hook: after a comparison's verdict, profile its two sides (once)."""
+    """The fixture's hooks: after a comparison's verdict, profile its two sides (once); after
+    the test, profile the series a baseline would call slower."""
 
     def __init__(self, mode: str, results_dir: Path, nodeid: str, root: Path):
         self.mode = mode
         self.folder = test_folder(results_dir, nodeid)
         self.root = root
 
+    def _record(self, m: dict[str, Any], a: str, b: str | None, result: ProfileResult, why: str):
+        note = result.note()
+        entry = {"a": a, "b": b, **result.as_dict(self.root), "reason": why, "note": note}
+        m.setdefault("profiles", []).append(entry)
+        return note
+
     def after_verdict(
-        self, verdict: dict[str, Any], candidates: dict[str, Any], record: dict[str, Any]
+        self, verdict: dict[str, Any], candidates: dict[str, Any], m: dict[str, Any]
     ) -> str | None:
         """Profile `verdict`'s pair when the mode asks for it; the note for the message."""
         if not wanted(self.mode, verdict["verdict"]):
             return None
         a, b = verdict["ratio"]["a"], verdict["ratio"]["b"]
-        done = record.setdefault("profiles", [])
-        for entry in done:  # a second assertion on the same pair: the same profiles
+        for entry in m.get("profiles", []):  # a second assertion on the same pair
             if (entry["a"], entry["b"]) == (a, b):
                 return entry["note"]
         try:
@@ -448,6 +484,66 @@ class Profiler:
         except Exception as exc:
             # Profiling explains a verdict; it must never replace it with its own error.
             return f"profiling {a} and {b} failed: {exc!r}"
-        note = result.note()
-        done.append({"a": a, "b": b, **result.as_dict(self.root), "note": note})
-        return note
+        return self._record(m, a, b, result, f"{verdict['assertion']}: {verdict['verdict']}")
+
+    def after_test(
+        self, sources: list[tuple[dict[str, Any], dict[str, Any]]], session: Any
+    ) -> None:
+        """Profile, alone, each series slower than the `--perf-compare` baseline (`failed`)
+        or every `perf.measure` (`all`): the gate decides only at the end of the session,
+        when the callables are gone, so the same judgement is made here, per test."""
+        if self.mode == ProfileMode.OFF:
+            return
+        try:
+            slower = _baseline_slower(sources, session)
+        except Exception as exc:  # the gate itself reports at the end; never fail here
+            session.notes.append(f"profiles: could not judge against the baseline: {exc!r}")
+            return
+        for m, cands in sources:
+            done = {e["a"] for e in m.get("profiles", [])} | {e["b"] for e in m.get("profiles", [])}
+            for name, cand in cands.items():
+                sid = f"{m['test']}::{name}" if m["kind"] == "compare" else m["id"]
+                why = slower.get(sid)
+                if why is None and self.mode == ProfileMode.ALL and m["kind"] == "measure":
+                    why = "--perf-profile=all"
+                if why is None or name in done:
+                    continue
+                try:
+                    result = profile_one(cand, name, self.folder)
+                except Exception as exc:
+                    session.notes.append(f"profiles: profiling {sid} failed: {exc!r}")
+                    continue
+                self._record(m, name, None, result, why)
+                if why != "--perf-profile=all":
+                    top = (next(iter(result.top.values()), []) or ["(no rows)"])[0]
+                    session.notes.append(f"profiles of {sid} ({why}): {result.folder}; top: {top}")
+
+
+def _baseline_slower(sources: list[tuple[dict[str, Any], dict[str, Any]]], session: Any) -> dict:
+    """`{series id: why}` for series the stored-baseline gate would call a regression or
+    inconclusive, judged now with its own rule (`_baseline.judge`) on this test's rounds."""
+    sessions = getattr(session, "baseline_sessions", None)
+    if not sessions:
+        return {}
+    import json
+
+    from ._ab_runs import run_statistics
+    from ._baseline import judge
+    from ._results import _default
+
+    cfg = session.perf_config
+    stat = cfg.fail.stat if cfg.fail else "median"
+    limit = 1.0 + (cfg.fail.fraction if cfg.fail else 0.05)
+    doc = {"measurements": json.loads(json.dumps([m for m, _ in sources], default=_default))}
+    out = {}
+    for sid, (_, current) in run_statistics(doc, stat).items():
+        values = [s.values[sid] for s in sessions if sid in s.values]
+        if not values:
+            continue
+        verdict = judge(current, values, limit)
+        if verdict["verdict"] in ("regression", "inconclusive"):
+            out[sid] = (
+                f"{verdict['verdict']} against baseline {cfg.compare}: {verdict['ratio']:.3g}x "
+                f"[{verdict['low']:.3g}, {verdict['high']:.3g}]"
+            )
+    return out

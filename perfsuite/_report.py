@@ -453,7 +453,8 @@ def _profile_lines(doc: dict[str, Any], relative_to: Any) -> list[str]:
             target = os.path.relpath(path, relative_to) if relative_to is not None else path
             return f"[{os.path.basename(path)}]({target})"
 
-        out += ["", f"#### Profiles: `{p.measurement}` ({p.a} against {p.b})", ""]
+        sides = f"{p.a} against {p.b}" if p.b is not None else f"{p.a} alone"
+        out += ["", f"#### Profiles: `{p.measurement}` ({sides})", ""]
         for kind, diff in p.diffs.items():
             out.append(f"- {kind} diff {link(diff)}:")
             out += [f"  - `{line}`" for line in p.top.get(kind, [])]

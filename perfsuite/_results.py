@@ -106,7 +106,9 @@ class Profiles:
     test: str
     measurement: str
     a: str
-    b: str
+    #: The other side of the diff, or None for one series profiled alone (a regression
+    #: against a baseline, or `--perf-profile=all` on `perf.measure`).
+    b: str | None
     folder: str
     artifacts: dict[str, list[str]]
     diffs: dict[str, str]
@@ -114,16 +116,14 @@ class Profiles:
 
 
 def iter_profiles(doc: dict[str, Any]) -> Iterator[Profiles]:
-    """Every comparison's profiles in a results document (the one reader of `profiles`)."""
+    """Every measurement's profiles in a results document (the one reader of `profiles`)."""
     for m in doc.get("measurements", []):
-        if m.get("kind") != "compare":
-            continue
-        for p in m["comparison"].get("profiles", []):
+        for p in m.get("profiles", []):
             yield Profiles(
                 m.get("test") or m["id"].rsplit("::", 1)[0],
                 m["id"],
                 p["a"],
-                p["b"],
+                p.get("b"),
                 p["folder"],
                 dict(p.get("artifacts", {})),
                 dict(p.get("diffs", {})),
@@ -323,7 +323,6 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("comparison", "dict", True),
         ("comparison.candidates", "list", True),
         ("comparison.verdicts", "list", True),
-        ("comparison.profiles", "list", False),
     ],
     "scaling": [
         ("verdict", "str", True),
@@ -371,7 +370,7 @@ _VERDICT_KEYS = [
 
 _PROFILE_KEYS = [
     ("a", "str", True),
-    ("b", "str", True),
+    ("b", "str?", False),
     ("folder", "str", True),
     ("artifacts", "dict", False),
     ("diffs", "dict", False),
@@ -423,10 +422,6 @@ def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
                 if not isinstance(verdict, dict):
                     raise SchemaError(f"{where}: `comparison.verdicts[{j}]` must be an object.")
                 _check(verdict, _VERDICT_KEYS, f"{where}: `comparison.verdicts[{j}]`")
-            for j, prof in enumerate(m["comparison"].get("profiles", [])):
-                if not isinstance(prof, dict):
-                    raise SchemaError(f"{where}: `comparison.profiles[{j}]` must be an object.")
-                _check(prof, _PROFILE_KEYS, f"{where}: `comparison.profiles[{j}]`")
         elif kind == "scaling":
             f = m["scaling"]
             n = len(f["sizes"])
@@ -436,6 +431,12 @@ def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
                         f"{where}: `scaling.{key}` must have one value per size ({n}), "
                         f"got {len(f[key])}."
                     )
+        # Profiles (issue 16): a list of objects with the keys `iter_profiles` reads.
+        profiles = m.get("profiles", [])
+        if not (isinstance(profiles, list) and all(isinstance(p, dict) for p in profiles)):
+            raise SchemaError(f"{where}: `profiles` must be a list of objects.")
+        for j, prof in enumerate(profiles):
+            _check(prof, _PROFILE_KEYS, f"{where}: `profiles[{j}]`")
         # Baseline verdicts (written by the gate) are read as lists of objects.
         if "baselines" in m and not (
             isinstance(m["baselines"], list) and all(isinstance(b, dict) for b in m["baselines"])

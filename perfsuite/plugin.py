@@ -16,6 +16,8 @@ from ._options import PerfConfig, PerfMarkerOptions, add_options
 
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._fixture import Perf
     from ._session import PerfSession
 
@@ -81,7 +83,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def perf(request: pytest.FixtureRequest) -> Perf:
+def perf(request: pytest.FixtureRequest) -> Iterator[Perf]:
     """Measure and assert performance side by side (see `perfsuite.Perf`)."""
     config = request.config
     cfg = config.stash[perf_config_key]
@@ -100,7 +102,10 @@ def perf(request: pytest.FixtureRequest) -> Perf:
     before_round = _turns.take_turn if os.environ.get(_turns.ENV) else lambda: None
     perf = Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
     perf.profiler = _profiler(config, cfg, marker, node.nodeid)
-    return perf
+    yield perf
+    # After the test, while its callables exist: series slower than a baseline (judged as
+    # the gate will judge them at the end of the session) are profiled now.
+    perf.profiler.after_test(perf.sources, session)
 
 
 def _profiler(config: pytest.Config, cfg: PerfConfig, marker: PerfMarkerOptions, nodeid: str):

@@ -99,8 +99,17 @@ def test_profiles_are_read_through_the_one_model(run_perf, pytester, tmp_path):
     assert set(_ab_runs.run_statistics(doc, None)) == TIMED
     assert len(_asv_export.benchmarks_from(doc)) == len(TIMED) + 2
     write_plots(doc, tmp_path, stem="r")
-    (p,) = iter_profiles(doc)
-    assert (p.measurement, p.a, p.b) == ("test_inner.py::test_all::small+large", "small", "large")
+    profiles = {p.measurement: p for p in iter_profiles(doc)}
+    # `all`: the comparison's two sides with their diff, and `perf.measure` alone.
+    assert set(profiles) == {
+        "test_inner.py::test_all::small+large",
+        "test_inner.py::test_all::alone",
+    }
+    alone = profiles["test_inner.py::test_all::alone"]
+    assert (alone.a, alone.b) == ("alone", None)
+    assert (pytester.path / alone.diffs["host"]).is_file()
+    p = profiles["test_inner.py::test_all::small+large"]
+    assert (p.a, p.b) == ("small", "large")
     assert (pytester.path / p.diffs["host"]).is_file()
     md = _report.markdown_report(doc)
     assert f"({p.diffs['host']})" in md

@@ -213,3 +213,37 @@ def test_jax_traces_exist_and_load(tmp_path: Path) -> None:
     table = _profile.jax_op_table(next((tmp_path / "g.jax").glob("*.xplane.pb")), 5)
     assert table
     assert all(count > 0 for _, count, _ in table.values())
+
+
+BASELINE_TEST = """
+import pytest
+
+
+def deliberately_slow():
+    total = 0
+    for i in range({n}):
+        total += i * i
+    return total
+
+
+@pytest.mark.perf
+def test_loop(perf):
+    perf.measure(deliberately_slow, name="loop")
+"""
+
+
+def test_a_regression_against_a_baseline_is_profiled(pytester, run_perf) -> None:
+    pytester.makepyfile(test_base=BASELINE_TEST.format(n=200))
+    result, _ = run_perf("--perf-save=main")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / ".perf" / "profiles").exists()  # nothing slower: no profile
+    # 20x the work: far beyond the one-session band (x1.8) and the 5% limit.
+    pytester.makepyfile(test_base=BASELINE_TEST.format(n=4000))
+    result, doc = run_perf("--perf-compare=main", "--perf-fail=5%")
+    assert result.ret == 1  # the gate fails the session at its end
+    out = result.stdout.str()
+    assert "profiles of test_base.py::test_loop::loop (regression against baseline main" in out
+    (p,) = _profiles(doc)
+    assert (p.a, p.b) == ("loop", None)
+    assert "deliberately_slow (test_base.py:" in p.top["host"][0]
+    assert (pytester.path / p.diffs["host"]).is_file()
