@@ -32,6 +32,7 @@ test.
 from __future__ import annotations
 
 import cProfile
+import json
 import marshal
 import math
 import os
@@ -332,6 +333,8 @@ class ProfileResult:
     top: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: Per candidate: its tables as JSON (`{"calls": n, "tables": {profiler: {name: row}}}`).
+    tables: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self, root: Path) -> dict[str, Any]:
         def rel(p: str) -> str:
@@ -345,6 +348,7 @@ class ProfileResult:
             "artifacts": {k: [rel(p) for p in v] for k, v in self.artifacts.items()},
             "diffs": {k: rel(v) for k, v in self.diffs.items()},
             "top": self.top,
+            "tables": {k: rel(v) for k, v in self.tables.items()},
             "seconds": self.seconds,
             "errors": self.errors,
         }
@@ -373,6 +377,8 @@ def _profile_side(
     write_atomic(pstats_path, marshal.dumps(prof.stats))  # the format pstats reads
     result.artifacts.setdefault("host", []).append(str(pstats_path))
     tables["host"] = host_table(prof.stats, n)
+    # The tables, machine-readable: `perfsuite ab --profile` diffs two revisions' tables.
+    tables_path = folder / f"{_safe(name)}.tables.json"
     if "torch" in sys.modules and _holds(probe, "torch"):
         try:
             trace = folder / f"{_safe(name)}.torch.json"
@@ -395,6 +401,8 @@ def _profile_side(
                 result.artifacts["jax"].append(str(ops))
         except Exception as exc:
             result.errors.append(f"jax.profiler on {name}: {exc!r}")
+    write_atomic(tables_path, json.dumps({"calls": n, "tables": tables}))
+    result.tables[name] = str(tables_path)
     return tables
 
 
@@ -444,6 +452,28 @@ def profile_one(cand: Any, name: str, folder: Path, *, calls: int | None = None)
         result.diffs[kind] = str(path)
         result.top[kind] = lines[:TOP_LINES]
     result.seconds = time.perf_counter() - started
+    return result
+
+
+def diff_tables(
+    a_tables: dict[str, dict[str, Any]],
+    b_tables: dict[str, dict[str, Any]],
+    a: str,
+    b: str,
+    folder: Path,
+) -> ProfileResult:
+    """Diff two saved `tables.json` contents (e.g. HEAD's and BASE's runs of one series)."""
+    result = ProfileResult(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in ("host", "torch", "jax"):
+        if kind in a_tables and kind in b_tables:
+            ta = {k: tuple(v) for k, v in a_tables[kind].items()}
+            tb = {k: tuple(v) for k, v in b_tables[kind].items()}
+            path = folder / f"diff-{_safe(a)}-vs-{_safe(b)}.{kind}.txt"
+            header = f"{kind} profile diff of {a} against {b} (per call)"
+            lines = _write_diff(path, _join(ta, tb), a, b, _WHAT[kind], header)
+            result.diffs[kind] = str(path)
+            result.top[kind] = lines[:TOP_LINES]
     return result
 
 

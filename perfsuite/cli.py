@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
         "number of CPUs; not with --sequential or --no-pin). Default: %(default)r",
     )
     ab.add_argument("--quiet", action="store_true", help="no progress display")
+    ab.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the verdict, run each revision once more (in its own worktree) with every "
+        "series profiled, and diff HEAD's profiles against BASE's for each regressed series "
+        "(under .perf/profiles/ab/)",
+    )
     _add_bisect_parsers(sub)
 
     rep = sub.add_parser(
@@ -242,6 +249,18 @@ def _bisect(args: argparse.Namespace, pytest_args: list[str]) -> int:
     except PerfError as exc:
         _error(str(exc))
     return abort
+
+
+def _profile_ab(cfg: Any, doc: dict[str, Any]) -> None:
+    """Issue 16: `perfsuite ab --profile`; a failure to profile is a note, not the verdict."""
+    from ._ab_profile import profile_regressions
+    from ._errors import AbError
+
+    try:
+        with _terminate_as_interrupt():
+            doc["profiles"] = profile_regressions(cfg, doc)
+    except (AbError, KeyboardInterrupt) as exc:
+        doc["profiles"] = [{"series": "(all)", "error": f"profiling stopped: {exc}"}]
 
 
 def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -387,11 +406,21 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         return _error(f"terminated by {exc}; no verdict (its runs and worktrees were removed).")
     except KeyboardInterrupt:
         return _error("interrupted; no verdict.")
+    if args.profile:
+        _profile_ab(cfg, doc)
     _print(ab.render_text(doc))
+    if doc.get("profiles"):
+        from ._ab_profile import render_profiles
+
+        _print(render_profiles(doc["profiles"]))
     if args.json is not None:
         ab.write_json_report(args.json, doc)
     if args.markdown is not None:
         md = ab.render_markdown(doc)
+        if doc.get("profiles"):  # issue 16: the top of each regressed series' diff
+            from ._ab_profile import render_profiles
+
+            md += "\n```\n" + render_profiles(doc["profiles"]) + "\n```\n"
         summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
         if args.markdown:
             write_atomic(Path(args.markdown), md)

@@ -232,3 +232,40 @@ def test_ab_verdict_codes_for_skip_and_error(tmp_path, capsys, monkeypatch) -> N
     # An error must stop `git bisect run` (codes 1..127 but 125 would read as "bad").
     assert main(["ab-verdict", "no-such-rev", "--repo", str(repo), "--quiet"]) == 128
     assert "`GOOD`='no-such-rev' is not a commit" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ab_profile_diffs_head_against_base_for_the_regressed_series(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """`perfsuite ab --profile` (issue 16): HEAD's extra call of a slow helper is named first."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "t@perfsuite.invalid")
+    git(repo, "config", "user.name", "t")
+    # A Python loop, so that its time is the helper's own (self) time.
+    body = (
+        "def helper():\n    t = 0\n    for i in range(3000):\n        t += i\n    return t\n"
+        "\n\ndef work():\n    return {call}\n"
+    )
+    (repo / "test_sum.py").write_text(TEST)
+    (repo / "workload.py").write_text(body.format(call="sum(range(100))"))
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+    (repo / "workload.py").write_text(body.format(call="sum(range(100)) + helper()"))
+    git(repo, "commit", "-qam", "head")
+    code = main(
+        ["ab", "HEAD~1", "HEAD", "--repo", str(repo), "--profile", *FAST, "--", "--perf-quick"]
+    )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    lines = out.splitlines()
+    i = next(k for k, ln in enumerate(lines) if "top of the host diff" in ln)
+    assert "helper (workload.py:1) [only in HEAD]" in lines[i + 1], out
+    folder = repo / ".perf" / "profiles" / "ab" / "test_sum.py_test_sum_sum"
+    assert (folder / "diff-HEAD-vs-BASE.host.txt").is_file()
+    assert (folder / "base.pstats").is_file()
+    assert (folder / "head.pstats").is_file()
+    assert git(repo, "worktree", "list").count("\n") == 0
