@@ -496,6 +496,15 @@ class Profiler:
         self.mode = mode
         self.folder = test_folder(results_dir, nodeid)
         self.root = root
+        self._cleared = False
+
+    def _target(self) -> Path:
+        """The test's folder, emptied before its first profile of this run: files left by
+        an earlier run (another candidate's name) must not pass for this run's."""
+        if not self._cleared:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self._cleared = True
+        return self.folder
 
     def _record(self, m: dict[str, Any], a: str, b: str | None, result: ProfileResult, why: str):
         note = result.note()
@@ -514,7 +523,7 @@ class Profiler:
             if (entry["a"], entry["b"]) == (a, b):
                 return entry["note"]
         try:
-            result = profile_pair(candidates, a, b, self.folder)
+            result = profile_pair(candidates, a, b, self._target())
         except Exception as exc:
             # Profiling explains a verdict; it must never replace it with its own error.
             return f"profiling {a} and {b} failed: {exc!r}"
@@ -543,7 +552,7 @@ class Profiler:
                 if why is None or name in done:
                     continue
                 try:
-                    result = profile_one(cand, name, self.folder)
+                    result = profile_one(cand, name, self._target())
                 except Exception as exc:
                     session.notes.append(f"profiles: profiling {sid} failed: {exc!r}")
                     continue

@@ -113,6 +113,10 @@ def _profiler(config: pytest.Config, cfg: PerfConfig, marker: PerfMarkerOptions,
     from ._profile import Profiler
 
     mode = marker.profile or cfg.profile
+    if os.environ.get(_turns.ENV):
+        # A run of a `perfsuite ab` pair: profiling between its turns would load the CPU
+        # its partner is timing on. `perfsuite ab --profile` profiles in runs of its own.
+        mode = "off"
     return Profiler(mode, cfg.results_dir, nodeid, config.rootpath)
 
 

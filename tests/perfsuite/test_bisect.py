@@ -158,8 +158,8 @@ def test_bisect_of_a_history_without_regression_ends_no_culprit(
     tmp_path, capsys, monkeypatch
 ) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    # Five commits: enough for the search to walk up to BAD and find it the same as GOOD.
-    repo = make_history(tmp_path, slow_from=None, broken=None, count=5)
+    # Three commits: the one between, then BAD, both found the same as GOOD.
+    repo = make_history(tmp_path, slow_from=None, broken=None, count=3)
     commits = git(repo, "rev-list", "--reverse", "HEAD").split()
     code = main(
         ["bisect", commits[0], commits[-1], "--repo", str(repo), *FAST, "--", "--perf-quick"]
