@@ -247,3 +247,27 @@ def test_a_regression_against_a_baseline_is_profiled(pytester, run_perf) -> None
     assert (p.a, p.b) == ("loop", None)
     assert "deliberately_slow (test_base.py:" in p.top["host"][0]
     assert (pytester.path / p.diffs["host"]).is_file()
+
+
+def test_the_verdict_hook_ends_an_inconclusive_message_too() -> None:
+    from perfsuite import PerfInconclusive, Settings, compare
+
+    seen = []
+
+    def hook(verdict):
+        seen.append(verdict["verdict"])
+        return "top of the host diff (x):\n  line"
+
+    def work():
+        return sum(range(200))
+
+    # Two rounds give no 99% interval at all ((0, inf): too few rounds for the level), and
+    # a budget of 0.01 s is spent by them, so no round is added: inconclusive, whatever the
+    # timings. The hook's lines end the message.
+    settings = Settings.quick(budget_s=0.01, min_rounds=2)
+    cmp = compare(settings=settings, on_verdict=hook, a=work, b=work)
+    with pytest.raises(
+        PerfInconclusive, match=r"reduce noise\.\ntop of the host diff \(x\):\n  line$"
+    ):
+        cmp.assert_speedup("a", over="b", at_least=1.0)
+    assert seen == ["inconclusive"]
