@@ -140,6 +140,9 @@ class Outcome:
     suspects: list[str] = field(default_factory=list)
     no_culprit: bool = False
     seconds: float = 0.0
+    #: Confidence level of every comparison, and the limit of "slower" (e.g. 1.05).
+    level: float = 0.99
+    limit: float = 1.05
 
     @property
     def exit_code(self) -> int:
@@ -218,6 +221,7 @@ def bisect(
     )
     lo, hi, steps = search(commits, lambda c: step(good_c, c), progress=progress)
     out = Outcome(good_c, bad_c, commits, [steps[i] for i in sorted(steps)])
+    out.level, out.limit = cfg.level, 1.0 + cfg.fail.fraction
     if lo == hi:
         out.no_culprit = True
     elif hi in steps and steps[hi].word != SLOWER:
@@ -245,6 +249,14 @@ def render(out: Outcome) -> str:
             lines.append(
                 f"  against its parent: {p.word} {_interval(p.ratio, p.low, p.high)} "
                 f"over {p.pairs} pairs ({p.why})"
+            )
+            # How sure: the culprit is slower than GOOD beyond the limit at this level, and
+            # its parent (or GOOD itself) was not; the parent comparison says the step is
+            # the culprit's own, not the sum of several small ones.
+            sure = "sure" if p.word == SLOWER else "less sure: the step from its parent alone"
+            lines.append(
+                f"  {sure} (each comparison at {out.level:.0%}, slower = beyond "
+                f"{out.limit:.3g}x)" + ("" if p.word == SLOWER else f" is {p.word}")
             )
     elif out.no_culprit:
         lines.append("no culprit: BAD is not slower than GOOD (the same within the limit).")

@@ -316,6 +316,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         args = parser.parse_args(own)
     except SystemExit as exc:  # argparse printed the message (naming the argument)
+        if exc.code not in (0, None) and own[:1] == ["ab-verdict"]:
+            return 128  # under `git bisect run`, 2 would read as "bad": 128 stops it
         return 2 if exc.code not in (0, None) else 0
     except BrokenPipeError:  # `perfsuite --help | head`
         _silence_stdout()

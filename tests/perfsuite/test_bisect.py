@@ -269,3 +269,8 @@ def test_ab_profile_diffs_head_against_base_for_the_regressed_series(
     assert (folder / "base.pstats").is_file()
     assert (folder / "head.pstats").is_file()
     assert git(repo, "worktree", "list").count("\n") == 0
+
+
+def test_ab_verdict_usage_error_stops_git_bisect(capsys) -> None:
+    assert main(["ab-verdict", "HEAD", "--min-runs", "zero"]) == 128
+    assert "--min-runs" in capsys.readouterr().err
