@@ -83,7 +83,9 @@ def test_bisect_outcomes_and_exit_codes(tmp_path) -> None:
     assert out.culprit == git(repo, "rev-parse", "HEAD")
     assert out.exit_code == 0
     assert out.comparisons == 2  # BAD against GOOD, then against its parent (GOOD)
-    assert "against its parent: slower 2.000x [1.800, 2.200] over 8 pairs" in _bisect.render(out)
+    text = _bisect.render(out)
+    assert "against its parent: slower 2.000x [1.800, 2.200] over 8 pairs" in text
+    assert "sure (each comparison at 99%, slower = beyond 1.05x)" in text
     out = _bisect.bisect(cfg, "HEAD~1", "HEAD", step=lambda b, c: Step(c, SAME))
     assert out.no_culprit
     assert out.exit_code == 3
