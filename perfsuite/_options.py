@@ -108,8 +108,10 @@ def add_profile_option(group: Any) -> None:
         default=ProfileMode.FAILED.value,
         help="Profile both candidates of a comparison after its verdict (never inside timed "
         "rounds) and write the profiles and their diff under .perf/profiles/<test>/: "
-        "'failed' after a failing or inconclusive assertion, 'all' after every one, 'off' "
-        "never. The marker's profile= overrides it. Default: %(default)r",
+        "'failed' after a failing or inconclusive assertion (and, after its test, a series "
+        "slower than the --perf-compare baseline, profiled alone), 'all' after every "
+        "assertion and every perf.measure, 'off' never. The marker's profile= overrides it. "
+        "Default: %(default)r",
     )
 
 
