@@ -196,7 +196,8 @@ class Comparison:
     def _conclude(self, kind: str, r: Ratio, verdict: bool | None, rule: str, *, threshold: float):
         __tracebackhide__ = True
         word = {True: Verdict.PASS, False: Verdict.FAIL, None: Verdict.INCONCLUSIVE}[verdict]
-        self._on_verdict(
+        # The hook may answer with lines for the end of the message (the profiles' diff).
+        note = self._on_verdict(
             {
                 "assertion": kind,
                 "verdict": word,
@@ -208,13 +209,14 @@ class Comparison:
         if verdict is True:
             return r
         message = f"`{kind}`: {r}; {rule}."
+        tail = f"\n{note}" if isinstance(note, str) and note else ""
         if verdict is None:
             raise PerfInconclusive(
                 f"{message} INCONCLUSIVE: the interval still straddles the threshold after "
                 f"{r.rounds} rounds and the {self._budget_note()}. Raise the budget "
-                "(`--perf-budget` or `@pytest.mark.perf(budget=...)`) or reduce noise."
+                "(`--perf-budget` or `@pytest.mark.perf(budget=...)`) or reduce noise." + tail
             )
-        raise PerfFailure(message)
+        raise PerfFailure(message + tail)
 
 
 def compare(

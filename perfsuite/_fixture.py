@@ -96,6 +96,10 @@ class Perf:
         self._before_round = before_round
         #: Names (and compare candidates) used so far in this test: see `_claim`.
         self._names: set[str] = set()
+        #: Profiles both sides of a comparison after its verdict (`perfsuite._profile`).
+        self.profiler: Any = None
+        #: Each timed measurement emitted and its candidates by name (for the profiler).
+        self.sources: list[tuple[dict[str, Any], dict[str, Candidate]]] = []
 
     def _new_engine(self, statistic: str | None = None) -> Engine:
         # A fresh engine per call: the budget is per comparison (or measurement), so a
@@ -105,17 +109,17 @@ class Perf:
             settings = dataclasses.replace(settings, statistic=check_statistic(statistic))
         return Engine(settings, self._device_lock, self._before_round)
 
-    def _emit(self, kind: str, name: str, **payload: Any) -> None:
+    def _emit(self, kind: str, name: str, **payload: Any) -> dict[str, Any]:
         self._claim(kind, name, payload)
-        self._sink(
-            {
-                "test": self.nodeid,
-                "name": name,
-                "id": f"{self.nodeid}::{name}",
-                "kind": kind,
-                **payload,
-            }
-        )
+        record = {
+            "test": self.nodeid,
+            "name": name,
+            "id": f"{self.nodeid}::{name}",
+            "kind": kind,
+            **payload,
+        }
+        self._sink(record)
+        return record
 
     def _claim(self, kind: str, name: str, payload: dict[str, Any]) -> None:
         """Refuse a name already used in this test: ids (and series ids) must be unique.
@@ -163,9 +167,10 @@ class Perf:
             ):
                 engine.run_rounds([cand], max(1, len(cand.samples) // 2), within_budget=True)
         m = Measurement(name, cand, per, unit)
-        self._emit(
+        record = self._emit(
             "measure", name, per=per, unit=unit, per_unit_s=m.per_unit_s, candidate=cand.as_dict()
         )
+        self.sources.append((record, {name: cand}))
         return m
 
     def compare(
@@ -182,20 +187,39 @@ class Perf:
         or `"median"` chunk (the typical call); see `Ratio`.
         """
         record: dict[str, Any] = {"candidates": [], "verdicts": []}
+        holder: dict[str, Any] = {}
         cmp = compare(
             settings=self.settings,
             instrument=instrument,
             statistic=statistic,
             device_lock=self._device_lock,
             before_round=self._before_round,
-            on_verdict=record["verdicts"].append,
+            on_verdict=self._on_verdict(record, holder),
             **fns,
         )
         # Emitted now and filled in as assertions run: a failing assertion still leaves its
         # numbers in the results.
+        holder["cmp"] = cmp
         record["candidates"] = _LiveCandidates(list(cmp.candidates.values()))
-        self._emit("compare", "+".join(fns), comparison=record)
+        holder["m"] = self._emit("compare", "+".join(fns), comparison=record)
+        self.sources.append((holder["m"], cmp.candidates))
         return cmp
+
+    def _on_verdict(
+        self, record: dict[str, Any], holder: dict[str, Any]
+    ) -> Callable[[dict[str, Any]], str | None]:
+        """Record a verdict; with a profiler, profile its pair and return the message's end.
+
+        `holder` gets the comparison (`cmp`) and its measurement (`m`) from `compare`.
+        """
+
+        def on_verdict(verdict: dict[str, Any]) -> str | None:
+            record["verdicts"].append(verdict)
+            if self.profiler is None or "m" not in holder:
+                return None
+            return self.profiler.after_verdict(verdict, holder["cmp"].candidates, holder["m"])
+
+        return on_verdict
 
     def steps(
         self,

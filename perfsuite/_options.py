@@ -11,10 +11,11 @@ import pytest
 
 from ._settings import STATISTICS, Settings
 from ._values import FailExpr as FailExpr
-from ._values import MarkerKey, words
+from ._values import MarkerKey, ProfileMode, words
 from ._values import parse_fail as parse_fail
 from ._values import parse_name as parse_name
 from ._values import parse_path as parse_path
+from ._values import parse_profile as parse_profile
 from ._values import parse_seconds as parse_seconds
 from .instruments import instrument_names
 
@@ -95,6 +96,23 @@ def add_options(parser: Parser) -> None:
         default=False,
         help="Accept a baseline recorded on a different machine fingerprint. Default: %(default)r",
     )
+    add_profile_option(group)
+
+
+def add_profile_option(group: Any) -> None:
+    """`--perf-profile` (issue 16): profiles of both sides of a comparison after its verdict."""
+    group.addoption(
+        "--perf-profile",
+        type=parse_profile,
+        metavar="WHEN",
+        default=ProfileMode.FAILED.value,
+        help="Profile both candidates of a comparison after its verdict (never inside timed "
+        "rounds) and write the profiles and their diff under .perf/profiles/<test>/: "
+        "'failed' after a failing or inconclusive assertion (and, after its test, a series "
+        "slower than the --perf-compare baseline, profiled alone), 'all' after every "
+        "assertion and every perf.measure, 'off' never. The marker's profile= overrides it. "
+        "Default: %(default)r",
+    )
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,8 @@ class PerfConfig:
     results_dir: Path
     #: `--perf-fail-inconclusive`: an inconclusive baseline verdict fails the session.
     fail_inconclusive: bool = False
+    #: `--perf-profile`: when to profile both sides of a comparison (a `ProfileMode`).
+    profile: str = ProfileMode.FAILED.value
 
     @classmethod
     def from_pytest_config(cls, config: pytest.Config) -> PerfConfig:
@@ -127,6 +147,7 @@ class PerfConfig:
             allow_cross_machine=bool(opt("perf_allow_cross_machine")),
             results_dir=Path(config.rootpath) / ".perf",
             fail_inconclusive=bool(opt("perf_fail_inconclusive")),
+            profile=opt("perf_profile"),
         )
         if not cfg.enabled:
             needs = [
@@ -180,6 +201,8 @@ class PerfMarkerOptions:
     """Force an instrument: one of `perfsuite.instruments.InstrumentName`."""
     statistic: str | None = None
     """Per-round sample of the test's measurements: `mean` (default) or `median`."""
+    profile: str | None = None
+    """When to profile this test's comparisons (`failed`, `all`, `off`; overrides --perf-profile)."""
 
     @classmethod
     def from_pytest_item(cls, item: pytest.Item) -> PerfMarkerOptions:
@@ -189,7 +212,7 @@ class PerfMarkerOptions:
         if marker.args:
             raise ValueError(
                 f"perf marker takes keyword arguments only (budget, rounds, instrument, "
-                f"statistic), "
+                f"statistic, profile), "
                 f"got positional {marker.args!r}."
             )
         known = set(words(MarkerKey))
@@ -220,4 +243,15 @@ class PerfMarkerOptions:
             raise ValueError(
                 f"perf marker `statistic` must be one of {list(STATISTICS)}, got {statistic!r}."
             )
-        return cls(budget=budget, rounds=rounds, instrument=instrument, statistic=statistic)
+        profile = marker.kwargs.get("profile")
+        if profile is not None and profile not in words(ProfileMode):
+            raise ValueError(
+                f"perf marker `profile` must be one of {words(ProfileMode)}, got {profile!r}."
+            )
+        return cls(
+            budget=budget,
+            rounds=rounds,
+            instrument=instrument,
+            statistic=statistic,
+            profile=profile,
+        )

@@ -436,4 +436,28 @@ def markdown_report(
     failures = _failures(doc)
     if failures:
         lines += ["", "### Not passed", "", *(f"- {f}" for f in failures)]
+    lines += _profile_lines(doc, relative_to)
     return "\n".join(lines)
+
+
+def _profile_lines(doc: dict[str, Any], relative_to: Any) -> list[str]:
+    """Issue 16: links to each comparison's profiles, with the top of its diffs."""
+    import os
+
+    from ._results import iter_profiles
+
+    out: list[str] = []
+    for p in iter_profiles(doc):
+
+        def link(path: str) -> str:
+            target = os.path.relpath(path, relative_to) if relative_to is not None else path
+            return f"[{os.path.basename(path)}]({target})"
+
+        sides = f"{p.a} against {p.b}" if p.b is not None else f"{p.a} alone"
+        out += ["", f"#### Profiles: `{p.measurement}` ({sides})", ""]
+        for kind, diff in p.diffs.items():
+            out.append(f"- {kind} diff {link(diff)}:")
+            out += [f"  - `{line}`" for line in p.top.get(kind, [])]
+        for kind, files in p.artifacts.items():
+            out.append(f"- {kind}: " + ", ".join(link(f) for f in files))
+    return out

@@ -94,6 +94,43 @@ def iter_series(doc: dict[str, Any]) -> Iterator[Series]:
         yield from measurement_series(m)
 
 
+@dataclass(frozen=True)
+class Profiles:
+    """Profiles of both sides of one comparison (issue 16), as readers see them.
+
+    `artifacts` maps a profiler (`host`, `torch`, `jax`) to its files, `diffs` a profiler to
+    its diff file, `top` a profiler to the diff's first lines; paths are relative to the
+    project's root (where `.perf/` is).
+    """
+
+    test: str
+    measurement: str
+    a: str
+    #: The other side of the diff, or None for one series profiled alone (a regression
+    #: against a baseline, or `--perf-profile=all` on `perf.measure`).
+    b: str | None
+    folder: str
+    artifacts: dict[str, list[str]]
+    diffs: dict[str, str]
+    top: dict[str, list[str]]
+
+
+def iter_profiles(doc: dict[str, Any]) -> Iterator[Profiles]:
+    """Every measurement's profiles in a results document (the one reader of `profiles`)."""
+    for m in doc.get("measurements", []):
+        for p in m.get("profiles", []):
+            yield Profiles(
+                m.get("test") or m["id"].rsplit("::", 1)[0],
+                m["id"],
+                p["a"],
+                p.get("b"),
+                p["folder"],
+                dict(p.get("artifacts", {})),
+                dict(p.get("diffs", {})),
+                {k: list(v) for k, v in p.get("top", {}).items()},
+            )
+
+
 def series(doc: dict[str, Any]) -> dict[str, list[float]]:
     """Every timed series by stable id: seconds per call per round (see `Series`)."""
     return {s.id: list(s.samples) for s in iter_series(doc) if s.timed}
@@ -331,6 +368,15 @@ _VERDICT_KEYS = [
     ("ratio.rounds", "int", True),
 ]
 
+_PROFILE_KEYS = [
+    ("a", "str", True),
+    ("b", "str?", False),
+    ("folder", "str", True),
+    ("artifacts", "dict", False),
+    ("diffs", "dict", False),
+    ("top", "dict", False),
+]
+
 _MISSING = object()
 
 
@@ -385,6 +431,12 @@ def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
                         f"{where}: `scaling.{key}` must have one value per size ({n}), "
                         f"got {len(f[key])}."
                     )
+        # Profiles (issue 16): a list of objects with the keys `iter_profiles` reads.
+        profiles = m.get("profiles", [])
+        if not (isinstance(profiles, list) and all(isinstance(p, dict) for p in profiles)):
+            raise SchemaError(f"{where}: `profiles` must be a list of objects.")
+        for j, prof in enumerate(profiles):
+            _check(prof, _PROFILE_KEYS, f"{where}: `profiles[{j}]`")
         # Baseline verdicts (written by the gate) are read as lists of objects.
         if "baselines" in m and not (
             isinstance(m["baselines"], list) and all(isinstance(b, dict) for b in m["baselines"])

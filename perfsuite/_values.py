@@ -73,6 +73,15 @@ class MarkerKey(StrEnum):
     ROUNDS = "rounds"
     INSTRUMENT = "instrument"
     STATISTIC = "statistic"
+    PROFILE = "profile"
+
+
+class ProfileMode(StrEnum):
+    """When profiles of both sides are taken (`--perf-profile`, marker `profile=`)."""
+
+    FAILED = "failed"
+    ALL = "all"
+    OFF = "off"
 
 
 def words(enum: type[StrEnum]) -> list[str]:
@@ -166,3 +175,12 @@ def parse_level(text: str) -> float:
             f"Could not parse value: {text!r}. Expected a confidence level in [0.5, 1), e.g. '0.99'."
         )
     return value
+
+
+def parse_profile(text: str) -> str:
+    """`--perf-profile`: one of `ProfileMode` (failed, all, off)."""
+    if text not in words(ProfileMode):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected one of {words(ProfileMode)}, e.g. 'failed'."
+        )
+    return text

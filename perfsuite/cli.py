@@ -1,6 +1,8 @@
-"""The `perfsuite` command: `ab`, `report` and `export-asv`.
+"""The `perfsuite` command: `ab`, `bisect`, `ab-verdict`, `report` and `export-asv`.
 
 Exit codes of `perfsuite ab`: 0 no regression, 1 regression, 2 error, 3 inconclusive.
+`perfsuite bisect`: 0 culprit found, 3 not decidable, 2 error; `perfsuite ab-verdict` (for
+`git bisect run`): 0 good, 1 bad, 125 skip, 128 error (see `perfsuite._bisect`).
 The other commands return 0 on success and 2 on an error; every error names the argument
 and the rule it broke.
 """
@@ -132,6 +134,14 @@ def _parser() -> argparse.ArgumentParser:
         "number of CPUs; not with --sequential or --no-pin). Default: %(default)r",
     )
     ab.add_argument("--quiet", action="store_true", help="no progress display")
+    ab.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the verdict, run each revision once more (in its own worktree) with every "
+        "series profiled, and diff HEAD's profiles against BASE's for each regressed series "
+        "(under .perf/profiles/ab/)",
+    )
+    _add_bisect_parsers(sub)
 
     rep = sub.add_parser(
         "report",
@@ -194,6 +204,65 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_bisect_parsers(sub: Any) -> None:
+    """Issue 16: `perfsuite bisect GOOD BAD` and `perfsuite ab-verdict GOOD`."""
+    from ._bisect import add_arguments
+
+    types = {"fail": _fail, "int": parse_positive_int, "seconds": parse_seconds}
+    types["level"] = parse_level
+    bis = sub.add_parser(
+        "bisect",
+        help="find the first commit whose perf tests are slower than GOOD's",
+        description="Binary search over the first-parent commits GOOD..BAD, each compared "
+        "with GOOD as `perfsuite ab` does (same / slower / unsure); commits that cannot be "
+        "collected are skipped. Usage: perfsuite bisect GOOD BAD [options] -- <pytest args>. "
+        "Exit: 0 culprit found, 3 not decidable or no culprit, 2 error.",
+    )
+    bis.add_argument("good", metavar="GOOD", help="a revision that is fast")
+    bis.add_argument("bad", metavar="BAD", help="a later revision that is slower")
+    add_arguments(bis, types=types)
+    ver = sub.add_parser(
+        "ab-verdict",
+        help="the checked-out commit against GOOD, for `git bisect run`",
+        description="Compare HEAD with GOOD as `perfsuite ab` does and exit as `git bisect "
+        "run` reads it: 0 same (good), 1 slower (bad), 125 skip (not collectable, or unsure), "
+        "128 error (stops the bisection). Usage: git bisect run perfsuite ab-verdict GOOD "
+        "[options] -- <pytest args>.",
+    )
+    ver.add_argument("good", metavar="GOOD", help="the revision that is fast")
+    add_arguments(ver, types=types)
+
+
+def _bisect(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    from . import _bisect
+    from ._errors import PerfError
+
+    run = _bisect.run_bisect if args.command == "bisect" else _bisect.run_verdict
+    abort = 2 if args.command == "bisect" else _bisect.VERDICT_ABORT
+    try:
+        with _terminate_as_interrupt():
+            return run(args, pytest_args, _print)
+    except _Terminated as exc:
+        _error(f"terminated by {exc}; no verdict (its runs and worktrees were removed).")
+    except KeyboardInterrupt:
+        _error("interrupted; no verdict.")
+    except PerfError as exc:
+        _error(str(exc))
+    return abort
+
+
+def _profile_ab(cfg: Any, doc: dict[str, Any]) -> None:
+    """Issue 16: `perfsuite ab --profile`; a failure to profile is a note, not the verdict."""
+    from ._ab_profile import profile_regressions
+    from ._errors import AbError
+
+    try:
+        with _terminate_as_interrupt():
+            doc["profiles"] = profile_regressions(cfg, doc)
+    except (AbError, KeyboardInterrupt) as exc:
+        doc["profiles"] = [{"series": "(all)", "error": f"profiling stopped: {exc}"}]
+
+
 def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     argv = list(argv)
     if "--" in argv:
@@ -247,10 +316,14 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         args = parser.parse_args(own)
     except SystemExit as exc:  # argparse printed the message (naming the argument)
+        if exc.code not in (0, None) and own[:1] == ["ab-verdict"]:
+            return 128  # under `git bisect run`, 2 would read as "bad": 128 stops it
         return 2 if exc.code not in (0, None) else 0
     except BrokenPipeError:  # `perfsuite --help | head`
         _silence_stdout()
         return 0
+    if args.command in ("bisect", "ab-verdict"):
+        return _bisect(args, rest)
     if args.command != "ab" and rest:
         return _error(f"`{args.command}` takes no pytest arguments after `--`, got {rest!r}.")
     if args.command == "ab":
@@ -335,11 +408,21 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         return _error(f"terminated by {exc}; no verdict (its runs and worktrees were removed).")
     except KeyboardInterrupt:
         return _error("interrupted; no verdict.")
+    if args.profile:
+        _profile_ab(cfg, doc)
     _print(ab.render_text(doc))
+    if doc.get("profiles"):
+        from ._ab_profile import render_profiles
+
+        _print(render_profiles(doc["profiles"]))
     if args.json is not None:
         ab.write_json_report(args.json, doc)
     if args.markdown is not None:
         md = ab.render_markdown(doc)
+        if doc.get("profiles"):  # issue 16: the top of each regressed series' diff
+            from ._ab_profile import render_profiles
+
+            md += "\n```\n" + render_profiles(doc["profiles"]) + "\n```\n"
         summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
         if args.markdown:
             write_atomic(Path(args.markdown), md)

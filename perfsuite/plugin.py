@@ -16,6 +16,8 @@ from ._options import PerfConfig, PerfMarkerOptions, add_options
 
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._fixture import Perf
     from ._session import PerfSession
 
@@ -37,10 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "perf(budget=None, rounds=None, instrument=None, statistic=None): a performance test, "
+        "perf(budget=None, rounds=None, instrument=None, statistic=None, profile=None): a "
+        "performance test, "
         "run with --perf; budget in seconds per comparison, rounds before the first look, "
         "instrument to force one of auto/host/jax/torch-cuda/cuda-events, statistic of each "
-        "round: 'mean' cost per call (default) or 'median' chunk (the typical call).",
+        "round: 'mean' cost per call (default) or 'median' chunk (the typical call); profile: "
+        "when to profile both sides of a comparison (failed/all/off, as --perf-profile).",
     )
     cfg = PerfConfig.from_pytest_config(config)
     config.stash[perf_config_key] = cfg
@@ -79,7 +83,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def perf(request: pytest.FixtureRequest) -> Perf:
+def perf(request: pytest.FixtureRequest) -> Iterator[Perf]:
     """Measure and assert performance side by side (see `perfsuite.Perf`)."""
     config = request.config
     cfg = config.stash[perf_config_key]
@@ -96,7 +100,24 @@ def perf(request: pytest.FixtureRequest) -> Perf:
     session = config.stash[perf_session_key]
     # Under `perfsuite ab` every timed section first takes this process's turn.
     before_round = _turns.take_turn if os.environ.get(_turns.ENV) else lambda: None
-    return Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
+    perf = Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
+    perf.profiler = _profiler(config, cfg, marker, node.nodeid)
+    yield perf
+    # After the test, while its callables exist: series slower than a baseline (judged as
+    # the gate will judge them at the end of the session) are profiled now.
+    perf.profiler.after_test(perf.sources, session)
+
+
+def _profiler(config: pytest.Config, cfg: PerfConfig, marker: PerfMarkerOptions, nodeid: str):
+    """Issue 16: the hook that profiles both sides of a comparison after its verdict."""
+    from ._profile import Profiler
+
+    mode = marker.profile or cfg.profile
+    if os.environ.get(_turns.ENV):
+        # A run of a `perfsuite ab` pair: profiling between its turns would load the CPU
+        # its partner is timing on. `perfsuite ab --profile` profiles in runs of its own.
+        mode = "off"
+    return Profiler(mode, cfg.results_dir, nodeid, config.rootpath)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -84,3 +84,33 @@ def test_a_kind_from_a_newer_perfsuite_passes_through_every_reader(document, tmp
     assert _asv_export.asv_name("t::m") not in _asv_export.benchmarks_from(doc)
     assert any("memory" in row[-1] for row in _report.rows(doc["measurements"]))
     write_plots(doc, tmp_path, stem="r")
+
+
+def test_profiles_are_read_through_the_one_model(run_perf, pytester, tmp_path):
+    """Issue 16: profile paths ride in the comparison; every reader still sees the same
+    series, and `iter_profiles` is how the report finds them."""
+    from perfsuite._results import iter_profiles
+
+    pytester.makepyfile(test_inner=EVERY_KIND)
+    result, doc = run_perf("--perf-profile=all")
+    result.assert_outcomes(passed=1)
+    validate_document(doc)
+    assert set(series(doc)) == TIMED
+    assert set(_ab_runs.run_statistics(doc, None)) == TIMED
+    assert len(_asv_export.benchmarks_from(doc)) == len(TIMED) + 2
+    write_plots(doc, tmp_path, stem="r")
+    profiles = {p.measurement: p for p in iter_profiles(doc)}
+    # `all`: the comparison's two sides with their diff, and `perf.measure` alone.
+    assert set(profiles) == {
+        "test_inner.py::test_all::small+large",
+        "test_inner.py::test_all::alone",
+    }
+    alone = profiles["test_inner.py::test_all::alone"]
+    assert (alone.a, alone.b) == ("alone", None)
+    assert (pytester.path / alone.diffs["host"]).is_file()
+    p = profiles["test_inner.py::test_all::small+large"]
+    assert (p.a, p.b) == ("small", "large")
+    assert (pytester.path / p.diffs["host"]).is_file()
+    md = _report.markdown_report(doc)
+    assert f"({p.diffs['host']})" in md
+    assert p.top["host"][0] in md
