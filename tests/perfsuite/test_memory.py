@@ -91,7 +91,8 @@ def _numpy_temporary(mib: int):
 @host
 def test_numpy_128_mib_temporary_reads_128_mib() -> None:
     stats = measure_call(_numpy_temporary(128), "host")
-    assert stats.source == "host-rss" and not stats.exact
+    assert stats.source == "host-rss"
+    assert not stats.exact
     assert _within(stats, 128 * MiB), stats
     # A temporary: nothing of it is left once the call returned.
     assert abs(stats.retained_bytes) <= HOST_RSS_SLACK_BYTES, stats
@@ -156,7 +157,8 @@ def test_jitted_jax_temporary_is_read_from_memory_analysis_to_the_byte() -> None
     f, x, y = _outer_cumsum(4096)
     stats = analyse_jitted(f, x, y)
     ma = f.lower(x, y).compile().memory_analysis()
-    assert stats.source == "xla-memory-analysis" and stats.exact
+    assert stats.source == "xla-memory-analysis"
+    assert stats.exact
     assert stats.extra["temp_bytes"] == ma.temp_size_in_bytes
     assert stats.extra["argument_bytes"] == ma.argument_size_in_bytes == 2 * 4096 * 4
     assert stats.peak_bytes == (
@@ -239,7 +241,9 @@ def test_the_gate_verdict_names_series_both_byte_counts_and_the_source() -> None
     from perfsuite._memory import memory_message
 
     text = memory_message(v)
-    assert "t::step" in text and str(2 * MiB) in text and str(MiB) in text
+    assert "t::step" in text
+    assert str(2 * MiB) in text
+    assert str(MiB) in text
     assert "xla-memory-analysis" in text
     assert doc["measurements"][0]["memory_baselines"] == [v]
 
@@ -311,7 +315,8 @@ def test_the_api_through_pytest(run_perf, pytester) -> None:
     result.stdout.fnmatch_lines(
         ["*`memory` big: peak 9* MiB*; required peak <= 48 MiB (50331648 bytes)*"]
     )
-    assert "`at_most`='lots' is not a size" in text and "'2 GiB'" in text
+    assert "`at_most`='lots' is not a size" in text
+    assert "'2 GiB'" in text
     result.stdout.fnmatch_lines(["*`assert_memory_no_more`: big peak * bytes*vs small peak*"])
     by_id = {m["id"]: m for m in doc["measurements"]}
     assert by_id["test_api.py::test_limit::big"]["memory"]["peak_bytes"] >= 95 * MiB
@@ -353,7 +358,8 @@ def test_the_gate_fails_a_doubled_allocation_and_passes_the_same(
     same = run(48, "--perf-compare=main", "--perf-fail-memory=0", f"--perf-json={out}")
     assert same.ret == 0, same.stdout.str()
     (v,) = json.loads(out.read_text())["measurements"][0]["memory_baselines"]
-    assert v["verdict"] == "pass" and v["source"] == "host-rss"
+    assert v["verdict"] == "pass"
+    assert v["source"] == "host-rss"
     doubled = run(96, "--perf-compare=main", "--perf-fail-memory=0")
     assert doubled.ret == pytest.ExitCode.TESTS_FAILED, doubled.stdout.str()
     doubled.stdout.fnmatch_lines(
@@ -385,7 +391,8 @@ def test_torch_cuda_exactly_one_gib_reads_one_gib() -> None:
 
     fn()
     stats = measure_call(fn, "torch-cuda")
-    assert stats.source == "torch-cuda" and stats.exact
+    assert stats.source == "torch-cuda"
+    assert stats.exact
     # 1 GiB, plus the allocator's rounding and the sum's small result and workspace.
     assert 2**30 <= stats.peak_bytes <= 2**30 + 2 * MiB, stats
     assert measure_call(fn, "torch-cuda").peak_bytes == stats.peak_bytes

@@ -7,8 +7,8 @@ import copy
 import pytest
 
 from perfsuite import _ab_runs, _asv_export, _report
-from perfsuite._plots import write_plots
 from perfsuite._memory_gate import memory_readings
+from perfsuite._plots import write_plots
 from perfsuite._results import MEMORY_SUFFIX, iter_series, series, validate_document
 
 
