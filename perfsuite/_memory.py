@@ -12,13 +12,17 @@ Sources, in the order they are chosen (`source_for`):
   allocator took from the driver, reported beside it in `extra`). Exact.
 - `jax-device`: `Device.memory_stats()` of the default backend's local devices (GPU, TPU).
   Its `peak_bytes_in_use` never resets within a process, so the peak of one call is known
-  only when the call sets a *new* high-water mark: then `peak_bytes_in_use - bytes_in_use`
-  (before) is its peak, exactly. When the call stays below the mark some earlier, larger call
-  left, its peak cannot be seen: the reading is then the upper bound `mark - before`,
-  `exact=False` and `extra["peak_is_upper_bound"] = 1`, and the gate does not judge it (it
-  depends on what ran before, not on the call). The exact alternative for JAX on any backend
-  is `perf.memory(jitted, *args)` (`xla-memory-analysis`). Backends whose `memory_stats()` is
-  `None` (XLA:CPU) fall back to `host-rss`.
+  only when the call sets a *new* high-water mark. perfsuite makes sure it does: before the
+  call it allocates a ballast of `mark - in use` bytes, so that in use *is* the mark and
+  anything the call allocates raises it; `mark after - in use before` is then the call's
+  peak, exactly, and the ballast is freed after the call (`_JaxDevice`). Its limit: the
+  ballast is only taken while it is at most `JAX_BALLAST_FRACTION` (25%) of the device's
+  `bytes_limit`, so a call that needs nearly all of the device is not pushed out of memory
+  by the measurement; otherwise the reading is the upper bound `mark - in use`,
+  `exact=False` and `extra["peak_is_upper_bound"] = 1`, and the gate does not judge it. The
+  exact alternative for JAX on any backend is `perf.memory(jitted, *args)`
+  (`xla-memory-analysis`). Backends whose `memory_stats()` is `None` (XLA:CPU) fall back to
+  `host-rss`.
 - `xla-memory-analysis`: XLA's static `memory_analysis()` of the executable a jitted function
   compiles to for given arguments, on every backend (the CPU included): nothing is run, so it
   is exact and noise-free. The arguments are in use before the call; the call adds its outputs
@@ -252,7 +256,24 @@ def _jax_device_stats() -> list[dict[str, int]] | None:
     return stats
 
 
+#: Largest ballast `jax-device` may hold during a measured call, as a fraction of the
+#: device's `bytes_limit`: a call within this much of running out of memory could be pushed
+#: over by the ballast, so beyond it the reading is an upper bound instead.
+JAX_BALLAST_FRACTION = 0.25
+
+
 class _JaxDevice:
+    """`memory_stats()`, made exact with a ballast.
+
+    `peak_bytes_in_use` never resets; a call that stays below the mark an earlier call left
+    would be invisible. So, before the call, a ballast of `mark - in_use` bytes is allocated
+    on each device: in use is then the mark, and anything the call allocates raises it, so
+    `mark after - in use before (ballast included)` is the call's peak, exactly. The ballast
+    is freed after the call. Where it would exceed `JAX_BALLAST_FRACTION` of the device's
+    limit (or cannot be allocated), the reading is the upper bound `mark - in use` instead,
+    marked `peak_is_upper_bound`.
+    """
+
     name = MemorySource.JAX_DEVICE
 
     @staticmethod
@@ -260,22 +281,41 @@ class _JaxDevice:
         return _jax_device_stats() is not None
 
     def begin(self) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        self._ballast = []
+        devices = jax.local_devices()
+        for d, st in zip(devices, _jax_device_stats() or []):
+            need = st["peak_bytes_in_use"] - st["bytes_in_use"]
+            limit = st.get("bytes_limit") or 0
+            if need <= 0 or not limit or need > JAX_BALLAST_FRACTION * limit:
+                continue
+            try:
+                self._ballast.append(jnp.zeros((need,), jnp.uint8, device=d).block_until_ready())
+            except Exception:  # out of memory, or a backend without `device=`: a bound only
+                continue
         self._before = _jax_device_stats() or []
 
     def end(self) -> MemoryStats:
         after = _jax_device_stats() or []
+        ballast = sum(int(b.nbytes) for b in self._ballast)
+        self._ballast = []  # freed
         peak = retained = 0
         upper = 0
         for b, a in zip(self._before, after):
-            if a["peak_bytes_in_use"] > b["peak_bytes_in_use"]:
-                # A new high-water mark: set during the call, so it is the call's peak.
+            if a["peak_bytes_in_use"] > b["peak_bytes_in_use"] or (
+                b["peak_bytes_in_use"] == b["bytes_in_use"]
+            ):
+                # In use was at the mark before the call (ballast), or the call set a new
+                # mark: either way the mark after is the call's peak.
                 peak += a["peak_bytes_in_use"] - b["bytes_in_use"]
             else:
                 # The call stayed below a mark an earlier call left: only a bound is known.
                 peak += b["peak_bytes_in_use"] - b["bytes_in_use"]
                 upper = 1
             retained += a["bytes_in_use"] - b["bytes_in_use"]
-        extra = {"devices": len(after)}
+        extra = {"devices": len(after), "ballast_bytes": ballast}
         if upper:
             extra["peak_is_upper_bound"] = 1
         return MemoryStats(peak, retained, self.name, not upper, extra)

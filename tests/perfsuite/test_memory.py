@@ -416,3 +416,66 @@ def test_jax_device_peak_of_a_known_temporary() -> None:
     if not stats.upper_bound_only:
         # The runtime reads at least XLA's temporaries (plus allocator rounding).
         assert static.extra["temp_bytes"] <= stats.peak_bytes <= 1.1 * static.peak_bytes + MiB
+
+
+class _FakeDevice:
+    """A device allocator as `memory_stats()` reports it: in use, and a mark that never
+    resets (what JAX's BFC allocator does on a GPU)."""
+
+    def __init__(self, limit: int):
+        self.in_use = self.peak = 0
+        self.limit = limit
+
+    def stats(self) -> dict:
+        return {
+            "bytes_in_use": self.in_use,
+            "peak_bytes_in_use": self.peak,
+            "bytes_limit": self.limit,
+        }
+
+    def alloc(self, n: int) -> None:
+        self.in_use += n
+        self.peak = max(self.peak, self.in_use)
+
+    def free(self, n: int) -> None:
+        self.in_use -= n
+
+
+class _FakeBuffer:
+    def __init__(self, dev: _FakeDevice, n: int):
+        self.dev, self.nbytes = dev, n
+        dev.alloc(n)
+
+    def block_until_ready(self):
+        return self
+
+    def __del__(self):
+        self.dev.free(self.nbytes)
+
+
+@pytest.mark.parametrize(("limit", "exact"), [(1000 * MiB, True), (200 * MiB, False)])
+def test_jax_device_peak_is_exact_below_an_earlier_mark_thanks_to_the_ballast(
+    monkeypatch: pytest.MonkeyPatch, limit: int, exact: bool
+) -> None:
+    """An earlier call peaked at 100 MiB; this one needs 10 MiB. With a ballast (allowed up
+    to 25% of the limit) the reading is 10 MiB exactly; where the ballast would be too large
+    (100 MiB of a 200 MiB device) it is the upper bound, 100 MiB, and says so."""
+    jnp = pytest.importorskip("jax.numpy")
+    dev = _FakeDevice(limit)
+    monkeypatch.setattr(_memory, "_jax_device_stats", lambda: [dev.stats()])
+    monkeypatch.setattr(jnp, "zeros", lambda shape, dtype, device=None: _FakeBuffer(dev, shape[0]))
+    dev.alloc(100 * MiB)
+    dev.free(100 * MiB)  # the earlier call: a mark of 100 MiB, nothing left in use
+
+    def call():
+        tmp = _FakeBuffer(dev, 10 * MiB)
+        del tmp
+
+    src = _memory._JaxDevice()
+    src.begin()
+    call()
+    stats = src.end()
+    assert stats.exact is exact
+    assert stats.upper_bound_only is not exact
+    assert stats.peak_bytes == (10 * MiB if exact else 100 * MiB)
+    assert dev.in_use == 0  # the ballast is freed
