@@ -70,7 +70,9 @@ def main(argv=None) -> int:
         med = float(np.median(peaks))
         dev = float(np.max(np.abs(peaks - med)))
         allowed = HOST_RSS_TOLERANCE * size + HOST_RSS_SLACK_BYTES
-        ok = dev <= allowed and abs(med - size) <= allowed
+        # Below glibc's largest mmap threshold (32 MiB) a block may be recycled from the heap
+        # without the kernel, reading 0: only the A/A spread is checked there, not the size.
+        ok = dev <= allowed and (size < 32 * MiB or abs(med - size) <= allowed)
         ok_all &= ok
         rel = f"{dev / size:.4%}" if size else "-"
         print(
