@@ -479,3 +479,43 @@ def test_jax_device_peak_is_exact_below_an_earlier_mark_thanks_to_the_ballast(
     assert stats.upper_bound_only is not exact
     assert stats.peak_bytes == (10 * MiB if exact else 100 * MiB)
     assert dev.in_use == 0  # the ballast is freed
+
+
+# --------------------------------------------------------------------------- perfsuite ab
+
+
+@pytest.mark.parametrize(("head_peak", "code"), [(48 * MiB, 0), (96 * MiB, 1)])
+def test_perfsuite_ab_judges_memory_and_a_regression_sets_the_exit_code(
+    tmp_path, head_peak: int, code: int
+) -> None:
+    """Same time on both sides; HEAD's memory unchanged (A/A, 20 run pairs: never fails) or
+    doubled (exit 1, the verdict naming the series, both byte counts and the source)."""
+    from _ab_repo import make_repo
+
+    from perfsuite import _ab
+    from perfsuite._ab_report import render_text
+    from perfsuite._options import FailExpr
+
+    repo = make_repo(tmp_path)
+    rng = np.random.default_rng(0)
+    sid = "t.py::test::x" + "::memory"
+
+    def runner(cfg, side, index, tree, out):
+        peak = head_peak if side == "HEAD" else 48 * MiB
+        # host-rss readings jitter by up to 0.3 MiB (docs/calibration-memory.md)
+        reading = MemoryStats(peak + int(rng.integers(-300_000, 300_000)), 0, "host-rss", False)
+        stats = {"t.py::test::x": ("median", 1e-3 * float(np.exp(rng.normal(0, 0.003))))}
+        return _ab.RunResult(side, index, 0.01, 0, stats, {sid: reading.as_dict()})
+
+    cfg = _ab.AbConfig(
+        base="HEAD~1", head="HEAD", pytest_args=(), fail=FailExpr("median", 0.05), repo=repo,
+        min_runs=20, max_runs=20,
+    )  # fmt: skip
+    doc = _ab.run_ab(cfg, runner=runner)
+    (v,) = doc["memory"]
+    assert v["series"] == sid
+    assert v["verdict"] == ("pass" if code == 0 else "regression")
+    assert doc["exit_code"] == code
+    text = render_text(doc)
+    assert f"memory {sid}: peak" in text
+    assert "source host-rss" in text
