@@ -394,7 +394,7 @@ def _apply_memory(session: PerfSession, sessions: list[SavedSession]) -> None:
         session.document, [s.memory or {} for s in sessions], fail_memory, cfg.compare
     )
     armed = cfg.fail is not None or fail_memory is not None
-    errors, notes = gate_errors(found, armed)
+    errors, notes = gate_errors(found, armed, armed_inexact=fail_memory is not None)
     session.errors.extend(errors)
     session.document["baseline"]["memory"] = {
         "compared": len(found),
