@@ -5,7 +5,7 @@ during the call above what was in use just before it, and `retained_bytes`, what
 after it (its result still held) minus before. `source` says how it was measured and `exact`
 whether two measurements of the same call must agree to the byte (allocator rounding aside).
 
-Sources, in the order they are chosen (`source_for`):
+Sources, in the order they are chosen (`_runtime_source`, from the instrument the output picked):
 
 - `torch-cuda`: `torch.cuda.reset_peak_memory_stats` / `max_memory_allocated` around the call,
   the caching allocator's own count of the bytes its tensors hold (reserved bytes, what the
@@ -321,7 +321,7 @@ class _JaxDevice:
         return MemoryStats(peak, retained, self.name, not upper, extra)
 
 
-def _runtime_source(instrument: str | None, output: Any = None):
+def _runtime_source(instrument: str | None):
     """The runtime source for a call whose instrument is `instrument`, or None."""
     if instrument in ("torch-cuda", "cuda-events"):
         return _TorchCuda()
@@ -332,12 +332,6 @@ def _runtime_source(instrument: str | None, output: Any = None):
     if _SampledRss.available():
         return _SampledRss()
     return None
-
-
-def source_for(instrument: str | None) -> str | None:
-    """The source a call timed by `instrument` is measured with (None: none here)."""
-    src = _runtime_source(instrument)
-    return None if src is None else str(src.name)
 
 
 def measure_call(
@@ -358,9 +352,11 @@ def measure_call(
         return None
     gc.collect(1)
     src.begin()
-    out = fn()
-    wait(out)
-    stats = src.end()
+    try:
+        out = fn()
+        wait(out)
+    finally:
+        stats = src.end()  # frees a jax-device ballast even when the call raised
     del out
     return stats
 
@@ -378,8 +374,9 @@ class Watch:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._src is not None and exc[0] is None:
-            self.stats = self._src.end()
+        if self._src is not None:
+            stats = self._src.end()  # also frees a jax-device ballast when the steps raised
+            self.stats = stats if exc[0] is None else None
 
 
 def analyse_jitted(f: Any, *args: Any, **kwargs: Any) -> MemoryStats:
