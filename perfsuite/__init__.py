@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._errors import SchemaError as SchemaError
     from ._fixture import Measurement as Measurement
     from ._fixture import Perf as Perf
+    from ._memory import MemoryStats as MemoryStats
     from ._scaling import ScalingFit as ScalingFit
     from ._settings import Settings as Settings
     from ._steps import StepStats as StepStats
@@ -48,6 +49,7 @@ _EXPORTS = {
     "SchemaError": "._errors",
     "Measurement": "._fixture",
     "Perf": "._fixture",
+    "MemoryStats": "._memory",
     "ScalingFit": "._scaling",
     "Settings": "._settings",
     "StepStats": "._steps",

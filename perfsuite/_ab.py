@@ -55,6 +55,7 @@ from ._ab_runs import (  # noqa: F401  (re-exported)
     worktrees,
 )
 from ._format import fmt_seconds
+from ._memory_gate import ab_memory
 from ._stats import TESTS, paired_interval, signed_rank_interval  # noqa: F401  (re-exported)
 
 
@@ -246,6 +247,9 @@ def run_ab(
     warnings: list[str] = []
     run_log: list[dict[str, Any]] = []
     verdicts: list[Verdict] = []
+    # Memory readings per side and series: judged once at the end (exact sources agree in
+    # every run, so more pairs add nothing to them).
+    memory: dict[str, dict[str, list[dict[str, Any]]]] = {"BASE": {}, "HEAD": {}}
     stop_reason = "max-runs"
     looks = _looks(cfg)
     with worktrees(repo, revs) as trees, tempfile.TemporaryDirectory() as out:
@@ -271,6 +275,8 @@ def run_ab(
                     )  # fmt: skip
                     if res.returncode == 1:
                         warnings.append(f"{side} run {j + 1}: some tests failed (pytest exit 1).")
+                    for sid, reading in getattr(res, "memory", {}).items():
+                        memory[side].setdefault(sid, []).append(reading)
                     for sid, (stat, value) in res.stats.items():
                         s = series.setdefault(sid, Series(sid, stat))
                         for lst in (s.base, s.head):
@@ -302,6 +308,12 @@ def run_ab(
                 + "; ".join(f"{v.sid} {v.verdict}" for v in verdicts)
             )
     progress.update(f"perfsuite ab: stopped ({stop_reason}): {_count(verdicts)}", final=True)
+    memory_verdicts = ab_memory(memory["BASE"], memory["HEAD"], cfg.fail_memory)
+    code = exit_code(verdicts)
+    if code in (EXIT_OK, EXIT_INCONCLUSIVE) and any(
+        v["verdict"] == "regression" for v in memory_verdicts
+    ):
+        code = EXIT_REGRESSION
     return {
         "schema": AB_SCHEMA,
         "schema_version": AB_SCHEMA_VERSION,
@@ -332,7 +344,8 @@ def run_ab(
             {**v.as_dict(), "base_runs_s": s.base, "head_runs_s": s.head}
             for v, s in zip(verdicts, series.values())
         ],
-        "exit_code": exit_code(verdicts),
+        "memory": memory_verdicts,
+        "exit_code": code,
     }
 
 

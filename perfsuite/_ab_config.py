@@ -34,3 +34,5 @@ class AbConfig:
     sequential: bool = False
     #: Pairs run at once, each pinned to its own CPU from its start (1: one pair at a time).
     jobs: int = 1
+    #: `--fail-memory PCT`: allowed growth of an exact source's peak memory (a fraction).
+    fail_memory: float = 0.0

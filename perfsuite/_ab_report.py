@@ -60,6 +60,7 @@ def render_text(doc: dict[str, Any]) -> str:
         f"no regression if it lies at or below; stopped: {doc['stopped']} after "
         f"{doc['seconds']:.0f} s.",
     ]
+    lines += memory_lines(doc)
     lines += [f"warning: {w}" for w in doc["warnings"]]
     lines.append(f"verdict: {_OVERALL[doc['exit_code']]}")
     return "\n".join(lines)
@@ -89,6 +90,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"{rule['limit']:.3g}x (`--fail {rule['fail']}`, paired {rule['test']} test); "
         f"stopped: {doc['stopped']} after {doc['seconds']:.0f} s.",
     ]
+    lines += [f"- {line}" for line in memory_lines(doc)]
     lines += [f"- warning: {w}" for w in doc["warnings"]]
     return "\n".join(lines) + "\n"
 
@@ -97,3 +99,11 @@ def write_json_report(path: Path, doc: dict[str, Any]) -> None:
     from ._results import write_atomic
 
     write_atomic(path, json.dumps(doc, indent=1) + "\n")
+
+
+def memory_lines(doc: dict[str, Any]) -> list[str]:
+    """One line per memory verdict (HEAD against BASE), with both byte counts and the source."""
+    from ._memory import memory_message
+
+    verdicts = doc.get("memory") or []
+    return ([""] if verdicts else []) + [memory_message(v) for v in verdicts]

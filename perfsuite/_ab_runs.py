@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from . import _turns as turns
 from ._errors import AbError as AbError
 from ._errors import SchemaError
 from ._machine import GitError, git
+from ._memory_gate import memory_readings
 from ._results import iter_series, load_document
 
 
@@ -155,6 +156,8 @@ class RunResult:
     seconds: float
     returncode: int
     stats: dict[str, tuple[str, float]]
+    #: Memory readings per memory series (`perfsuite._memory_gate.memory_readings`).
+    memory: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _command(cfg: AbConfig, json_path: Path, env: dict[str, str]) -> list[str]:
@@ -180,7 +183,9 @@ def _result(
         doc = load_document(json_path)
     except SchemaError as exc:
         raise AbError(f"{side} run {index + 1} wrote no usable results: {exc}\n{tail}") from None
-    return RunResult(side, index, seconds, returncode, run_statistics(doc, cfg.stat))
+    return RunResult(
+        side, index, seconds, returncode, run_statistics(doc, cfg.stat), memory_readings(doc)
+    )
 
 
 def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) -> RunResult:

@@ -120,6 +120,10 @@ def benchmarks_from(doc: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict
         elif s.kind == "record":
             row = {"result": [float(s.entry["value"])], "params": []}
             add(s.id, "track", s.unit or "unit", row, code)
+        elif s.kind == "memory":
+            # asv's memory benchmarks (`mem_`/`peakmem_`) chart bytes: the call's peak.
+            row = {"result": [float(s.entry["peak_bytes"])], "params": []}
+            add(s.id, "memory", "bytes", row, code)
     return out
 
 

@@ -38,6 +38,7 @@ import pytest
 
 from ._ab_runs import run_statistics
 from ._format import fmt_seconds
+from ._memory_gate import apply_memory, gate_errors, memory_readings
 from ._results import (
     MACHINE_KEYS,
     SchemaError,
@@ -274,6 +275,8 @@ class SavedSession:
     #: Rounds of each series.
     rounds: dict[str, int]
     commit: dict[str, Any] | None
+    #: Memory readings of each memory series (`perfsuite._memory_gate.memory_readings`).
+    memory: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, path: Path, doc: dict[str, Any], stat: str) -> SavedSession:
@@ -282,6 +285,7 @@ class SavedSession:
             {sid: value for sid, (_, value) in run_statistics(doc, stat).items()},
             _rounds(doc),
             doc.get("commit"),
+            memory_readings(doc),
         )
 
 
@@ -373,12 +377,32 @@ def apply(session: PerfSession) -> None:
         "only_in_baseline": sorted(newest - measured),
         "only_in_current": sorted(measured - {sid for s in sessions for sid in s.rounds}),
     }
+    _apply_memory(session, sessions)
     session.measurements = session.document["measurements"]
     for e in found:
         if e["verdict"] == "regression" and cfg.fail is not None:
             session.errors.append(_message("REGRESSION", e, cfg))
         if e["verdict"] == "inconclusive" and cfg.fail is not None and cfg.fail_inconclusive:
             session.errors.append(_message("INCONCLUSIVE", e, cfg) + " (--perf-fail-inconclusive)")
+
+
+def _apply_memory(session: PerfSession, sessions: list[SavedSession]) -> None:
+    """Memory verdicts (`perfsuite._memory_gate`): exact sources must not grow."""
+    cfg = session.perf_config
+    fail_memory = getattr(cfg, "fail_memory", None)
+    found = apply_memory(
+        session.document, [s.memory or {} for s in sessions], fail_memory, cfg.compare
+    )
+    armed = cfg.fail is not None or fail_memory is not None
+    errors, notes = gate_errors(found, armed, armed_inexact=fail_memory is not None)
+    session.errors.extend(errors)
+    session.document["baseline"]["memory"] = {
+        "compared": len(found),
+        "fail_memory": fail_memory,
+        "regressions": [v["series"] for v in found if v["verdict"] == "regression"],
+        "not_judged": [v["series"] for v in found if v["verdict"] == "not judged"],
+        "notes": notes,
+    }
 
 
 def _band_of(e: dict[str, Any]) -> Band:
@@ -446,6 +470,8 @@ def summary_lines(session: PerfSession) -> list[tuple[str, dict[str, bool]]]:
                     # Reported, not failed: without --perf-fail nothing fails the session.
                     text = _message("REGRESSION", e, cfg) + " (not failing: no --perf-fail)"
                     out.append((f"perf: {text}", {"yellow": True, "bold": True}))
+        for text in (b.get("memory") or {}).get("notes", []):
+            out.append((f"perf: {text}", {"yellow": True}))
     note = session.save_note
     if note is not None:
         out.append(note)

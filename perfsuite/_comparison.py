@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from ._engine import Candidate, Engine
-from ._errors import PerfFailure, PerfInconclusive
+from ._errors import PerfFailure, PerfInconclusive, PerfUsageError
 from ._format import fmt_seconds
+from ._memory import MemoryStats, check_growth
 from ._settings import Settings, check_statistic
 from ._stats import sign_test_interval
 from ._values import Verdict
@@ -193,6 +194,24 @@ class Comparison:
         rule = f"required slowdown <= {limit:g}x, i.e. speedup >= {1 / limit:.4g}x (lower {r.level:.0%} bound)"
         return self._conclude("assert_no_slower", r, verdict, rule, threshold=1 / limit)
 
+    def memory(self, name: str) -> MemoryStats | None:
+        """Memory one call of candidate `name` needs (None where no source exists here)."""
+        return self._get(name, "name").memory
+
+    def assert_memory_no_more(self, a: str, *, than: str, tolerance: float = 0.0) -> dict:
+        """Pass only if `a`'s peak memory is at most `than`'s, grown by at most `tolerance`
+        (a fraction); inexact sources (host RSS) get at least their calibrated tolerance.
+        Returns the verdict (numbers and rule), fails with it."""
+        __tracebackhide__ = True
+        return assert_memory_no_more(
+            a,
+            self._get(a, "a").memory,
+            than,
+            self._get(than, "than").memory,
+            tolerance,
+            self._on_verdict,
+        )
+
     def _conclude(self, kind: str, r: Ratio, verdict: bool | None, rule: str, *, threshold: float):
         __tracebackhide__ = True
         word = {True: Verdict.PASS, False: Verdict.FAIL, None: Verdict.INCONCLUSIVE}[verdict]
@@ -217,6 +236,47 @@ class Comparison:
                 "(`--perf-budget` or `@pytest.mark.perf(budget=...)`) or reduce noise." + tail
             )
         raise PerfFailure(message + tail)
+
+
+def assert_memory_no_more(a, ma, b, mb, tolerance, on_verdict) -> dict:
+    """`cmp.assert_memory_no_more`: `check_growth` of `a` against `b` as a test verdict."""
+    __tracebackhide__ = True
+    if not 0 <= tolerance < 10:
+        raise ValueError(f"`tolerance` must be a fraction in [0, 10), got {tolerance!r}.")
+    if ma is None or mb is None:
+        raise PerfUsageError(
+            f"`assert_memory_no_more({a!r}, than={b!r})`: no memory source on this machine "
+            "for these candidates (no CUDA, JAX device stats, /proc/self/clear_refs or psutil)."
+        )
+    v = check_growth(f"{a} vs {b}", ma, mb, tolerance)
+    on_verdict(
+        {
+            "assertion": "assert_memory_no_more",
+            "verdict": {"pass": Verdict.PASS, "regression": Verdict.FAIL}.get(
+                v["verdict"], Verdict.INCONCLUSIVE
+            ),
+            "rule": v["rule"],
+            "memory": v,
+            # The table's verdict rows read a ratio: here, of the peaks (a over b).
+            "ratio": {
+                "a": a,
+                "b": b,
+                "estimate": (ma.peak_bytes / mb.peak_bytes) if mb.peak_bytes > 0 else None,
+                "low": None,
+                "high": None,
+                "rounds": 1,
+            },
+        }
+    )
+    if v["verdict"] == "pass":
+        return v
+    message = (
+        f"`assert_memory_no_more`: {a} peak {ma.peak_bytes} bytes ({ma}) vs {b} peak "
+        f"{mb.peak_bytes} bytes ({mb}); {v['rule']}"
+    )
+    if v["verdict"] == "regression":
+        raise PerfFailure(message + ".")
+    raise PerfInconclusive(message + ": not comparable.")
 
 
 def compare(

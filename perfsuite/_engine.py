@@ -50,6 +50,7 @@ import numpy as np
 
 from ._compile import CompileLog, compile_log
 from ._errors import PerfWarning
+from ._memory import MemoryStats, measure_call
 from ._settings import Settings
 from .instruments import Instrument, select_instrument
 from .instruments._machine_wait import IDLE_SHARE, MachineWait, OtherThreads
@@ -81,6 +82,8 @@ class Candidate:
     #: Rounds whose machine run-queue wait was subtracted (see `_machine_wait`).
     machine_wait_rounds: int = 0
     steady_compile: CompileLog = field(default_factory=CompileLog)
+    #: Memory one call needs (`perfsuite._memory`): one untimed call after the warm-up.
+    memory: MemoryStats | None = None
 
     @property
     def iterations(self) -> int:
@@ -129,6 +132,7 @@ class Candidate:
             "stats": Summary.of(self.samples).as_dict(),
             "tails": self.tails(),
             "samples_s": list(self.samples),
+            **({"memory": self.memory.as_dict()} if self.memory is not None else {}),
         }
 
 
@@ -248,6 +252,9 @@ class Engine:
             elapsed += seconds
             calls += 1
         per_call = max(elapsed / calls, 1e-9)
+        # Memory: one extra, untimed call, warm (compilation and allocator warm-up are not
+        # what a call needs), never inside a timed round.
+        cand.memory = measure_call(fn, chosen)
         s = self.settings
         cand.group = max(1, math.ceil(CHUNK_S / per_call))
         # Calls per round: `target_round_s` worth, but at least `min_round_calls` as long as

@@ -11,6 +11,7 @@ from typing import Any
 from ._comparison import Comparison, compare
 from ._engine import Candidate, Engine
 from ._format import fmt_seconds
+from ._memory import MemoryStats, check_at_most, memory_of
 from ._scaling import ScalingFit, assert_scaling
 from ._settings import Settings, check_statistic
 from ._steps import StepStats, check_retraces, run_steps
@@ -61,6 +62,11 @@ class Measurement:
     @property
     def rounds(self) -> int:
         return len(self.candidate.samples)
+
+    @property
+    def memory(self) -> MemoryStats | None:
+        """Memory one call needs (one untimed call after warm-up); None without a source."""
+        return self.candidate.memory
 
     def __str__(self) -> str:
         text = f"{self.name}: {self.statistic} {fmt_seconds(self.per_call_s)}/call"
@@ -289,6 +295,33 @@ class Perf:
             instrument=instrument,
             on_result=on_result,
         )
+
+    def memory(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str,
+        at_most: int | str | None = None,
+        source: str | None = None,
+        **kwargs: Any,
+    ) -> MemoryStats:
+        """How much memory one call of `fn(*args, **kwargs)` needs (`MemoryStats`).
+
+        A jitted `fn` (`jax.jit`) is analysed statically (XLA `memory_analysis()`, exact,
+        nothing runs); anything else is called once to warm up, then once measured by the
+        source its output implies (torch CUDA, JAX device stats, host RSS). `at_most` (bytes,
+        or a size such as `"2 GiB"`) fails the test with the numbers when the peak exceeds it.
+        `source` forces one (`torch-cuda`, `jax-device`, `xla-memory-analysis`, `host-rss`).
+        """
+        __tracebackhide__ = True
+        if at_most is not None:
+            from ._values import parse_size_arg
+
+            parse_size_arg(at_most, "at_most")  # a bad limit fails before anything runs
+        stats = memory_of(fn, args, kwargs, source)
+        self._emit("memory", name, memory=stats.as_dict(), at_most=at_most)
+        check_at_most(stats, at_most, name)
+        return stats
 
     def record(self, name: str, value: float, unit: str) -> None:
         """Record any other number (a speedup, bytes, compile seconds) for reports and asv."""

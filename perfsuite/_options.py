@@ -11,7 +11,7 @@ import pytest
 
 from ._settings import STATISTICS, Settings
 from ._values import FailExpr as FailExpr
-from ._values import MarkerKey, ProfileMode, words
+from ._values import MarkerKey, ProfileMode, parse_percent, words
 from ._values import parse_fail as parse_fail
 from ._values import parse_name as parse_name
 from ._values import parse_path as parse_path
@@ -91,6 +91,16 @@ def add_options(parser: Parser) -> None:
         "Default: %(default)r",
     )
     group.addoption(
+        "--perf-fail-memory",
+        type=parse_percent,
+        metavar="PCT",
+        default=None,
+        help="With --perf-compare: fail the session when a series' peak memory grew by more "
+        "than PCT over the baseline's (exact sources; default 0 once the gate is armed by "
+        "--perf-fail or this option). Inexact sources (host RSS) are allowed at least their "
+        "calibrated tolerance (docs/calibration-memory.md). Default: %(default)r",
+    )
+    group.addoption(
         "--perf-allow-cross-machine",
         action="store_true",
         default=False,
@@ -132,6 +142,9 @@ class PerfConfig:
     fail_inconclusive: bool = False
     #: `--perf-profile`: when to profile both sides of a comparison (a `ProfileMode`).
     profile: str = ProfileMode.FAILED.value
+    #: `--perf-fail-memory`: allowed growth of peak memory (a fraction), or None (0, and a
+    #: memory regression fails the session only with --perf-fail).
+    fail_memory: float | None = None
 
     @classmethod
     def from_pytest_config(cls, config: pytest.Config) -> PerfConfig:
@@ -148,6 +161,7 @@ class PerfConfig:
             results_dir=Path(config.rootpath) / ".perf",
             fail_inconclusive=bool(opt("perf_fail_inconclusive")),
             profile=opt("perf_profile"),
+            fail_memory=opt("perf_fail_memory"),
         )
         if not cfg.enabled:
             needs = [
@@ -158,6 +172,7 @@ class PerfConfig:
                     ("--perf-fail", cfg.fail),
                     ("--perf-json", cfg.json_path),
                     ("--perf-fail-inconclusive", cfg.fail_inconclusive or None),
+                    ("--perf-fail-memory", cfg.fail_memory),
                 )
                 if value is not None
             ]
@@ -166,6 +181,10 @@ class PerfConfig:
         if cfg.fail is not None and cfg.compare is None:
             raise pytest.UsageError(
                 "--perf-fail needs a baseline to compare with: add --perf-compare=NAME|PATH."
+            )
+        if cfg.fail_memory is not None and cfg.compare is None:
+            raise pytest.UsageError(
+                "--perf-fail-memory needs a baseline to compare with: add --perf-compare=NAME|PATH."
             )
         if cfg.fail_inconclusive and cfg.fail is None:
             raise pytest.UsageError(

@@ -7,6 +7,7 @@ from typing import Any
 
 from ._format import fmt_seconds
 from ._results import Series, measurement_series
+from ._values import fmt_bytes
 
 
 HEADER = (
@@ -19,6 +20,7 @@ HEADER = (
     "per unit",
     "rounds",
     "first call",
+    "memory",
     "result",
 )
 
@@ -32,6 +34,7 @@ def _row(
     first: float | None = None,
     result: str = "",
     statistic: str | None = None,
+    memory: str = "",
 ) -> tuple[str, ...]:
     """One table row; `per call` is the measurement's statistic (the mean cost by default,
     marked when it is another), the tails are of chunk (or step) times."""
@@ -46,6 +49,7 @@ def _row(
         per_unit,
         str(rounds),
         "" if first is None else fmt_seconds(first),
+        memory,
         result,
     )
 
@@ -80,6 +84,7 @@ def _candidate_row(label: str, cand: dict[str, Any], per_unit: str = "") -> tupl
         cand.get("first_call_s"),
         f"{retraces} retraces" if retraces else "",
         cand.get("statistic"),
+        memory_cell(cand.get("memory")),
     )
 
 
@@ -92,6 +97,15 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
         if m["kind"] == "compare":
             for v in m["comparison"]["verdicts"]:
                 r = v["ratio"]
+                if "memory" in v:
+                    out.append(
+                        _row(
+                            f"  {v['assertion']}({r['a']} vs {r['b']})",
+                            rounds=1,
+                            result=f"{memory_verdict_words(v['memory'])}",
+                        )
+                    )
+                    continue
                 out.append(
                     _row(
                         f"  {v['assertion']}({r['a']} vs {r['b']})",
@@ -108,6 +122,12 @@ def rows(measurements: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
                     f"  vs baseline {b.get('name', '')}{which}",
                     rounds=b.get("rounds", ""),
                     result=f"{_ratio(b['ratio'], b['low'], b['high'])} {b['verdict']}",
+                )
+            )
+        for b in m.get("memory_baselines", []):
+            out.append(
+                _row(
+                    f"  vs baseline {b.get('name') or ''} (memory)", result=memory_verdict_words(b)
                 )
             )
     return out
@@ -134,8 +154,11 @@ def _series_rows(s: Series) -> list[tuple[str, ...]]:
                 stats["rounds"],
                 st["first_step_s"],
                 f"{st['retraces']} retraces",
+                memory=memory_cell(st.get("memory")),
             )
         ]
+    if s.kind == "memory":
+        return memory_rows(s)
     if s.kind == "scaling":
         f = s.entry
         out = []
@@ -203,7 +226,16 @@ def _slowdown_words(ratio: Any, low: Any, high: Any) -> str:
     return f"{_g(ratio, '.3g')}x the baseline's time [{_g(low, '.3g')}x, {_g(high, '.3g')}x]"
 
 
-TERMINAL_HEADER = ("", "per call", "p50/p90/p99/max", "per unit", "rounds", "first call", "")
+TERMINAL_HEADER = (
+    "",
+    "per call",
+    "p50/p90/p99/max",
+    "per unit",
+    "rounds",
+    "first call",
+    "memory",
+    "",
+)
 
 
 def terminal_table(
@@ -218,7 +250,7 @@ def terminal_table(
         order: list[tuple[str, Any]] = []  # ("row", index) or ("line", text)
         for m in ms:
             for srs in measurement_series(m):
-                for cell in _terminal_cells(srs, verbose):
+                for cell in with_memory_cell(_terminal_cells(srs, verbose), srs):
                     order.append(("row", len(cells)))
                     cells.append(cell)
                 if srs.kind == "scaling":
@@ -234,6 +266,11 @@ def terminal_table(
             if m["kind"] == "compare":
                 for v in m["comparison"]["verdicts"]:
                     r = v["ratio"]
+                    if "memory" in v:
+                        order.append(
+                            ("line", f"{v['assertion']}: {memory_verdict_words(v['memory'])}")
+                        )
+                        continue
                     words = speed_words(r["a"], r["b"], r["estimate"], r["low"], r["high"])
                     order.append(
                         (
@@ -250,6 +287,10 @@ def terminal_table(
                         f"vs baseline {b.get('name', '')}{which}: "
                         f"{_slowdown_words(b['ratio'], b['low'], b['high'])}: {b['verdict']}",
                     )
+                )
+            for b in m.get("memory_baselines", []):
+                order.append(
+                    ("line", f"vs baseline {b.get('name') or ''}: {memory_verdict_words(b)}")
                 )
         table = [TERMINAL_HEADER, *cells]
         widths = [max(len(row[i]) for row in table) for i in range(len(TERMINAL_HEADER))]
@@ -281,6 +322,11 @@ def _fit(text: str, width: int) -> str:
 def _terminal_cells(s: Series, verbose: bool) -> list[tuple[str, ...]]:
     label = s.id if verbose else s.name
     m = s.measurement
+    if s.kind == "memory":
+        # A timed series' memory is its row's memory column; `perf.memory` gets a row.
+        if s.id != m["id"] or m["kind"] != "memory":
+            return []
+        return [(label, "", "", "", "", "", "")]
     if s.kind in ("measure", "compare"):
         c = s.entry
         per = ""
@@ -377,7 +423,12 @@ def _failures(doc: dict[str, Any]) -> list[str]:
     for m in doc.get("measurements", []):
         if m["kind"] == "compare":
             for v in m["comparison"]["verdicts"]:
-                if v["verdict"] != "pass":
+                if v["verdict"] != "pass" and "memory" in v:
+                    out.append(
+                        f"{v['verdict']}: {m['id']} {v['assertion']}: "
+                        f"{memory_verdict_words(v['memory'])}"
+                    )
+                elif v["verdict"] != "pass":
                     r = v["ratio"]
                     out.append(
                         f"{v['verdict']}: {m['id']} {v['assertion']}({r['a']} vs {r['b']}) "
@@ -391,6 +442,9 @@ def _failures(doc: dict[str, Any]) -> list[str]:
                 f" over {f['rounds']} rounds; `{f['law']}` expects "
                 f"{_g(f['expected'], '.3f')} +/- {f['tolerance']:g}"
             )
+        for b in m.get("memory_baselines", []):
+            if b["verdict"] == "regression":
+                out.append(f"regression vs baseline: {memory_verdict_words(b)}")
         for b in m.get("baselines", []):
             if b["verdict"] in ("regression", "inconclusive"):
                 out.append(
@@ -461,3 +515,54 @@ def _profile_lines(doc: dict[str, Any], relative_to: Any) -> list[str]:
         for kind, files in p.artifacts.items():
             out.append(f"- {kind}: " + ", ".join(link(f) for f in files))
     return out
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def memory_cell(mem: dict[str, Any] | None) -> str:
+    """The memory column: a call's peak (`<=` where only a bound is known), `~` if inexact."""
+    if not isinstance(mem, dict):
+        return ""
+    extra = mem.get("extra") or {}
+    mark = "<=" if extra.get("peak_is_upper_bound") else "" if mem.get("exact") else "~"
+    return f"{mark}{fmt_bytes(mem['peak_bytes'])}"
+
+
+def memory_rows(s: Series) -> list[tuple[str, ...]]:
+    """Rows of a memory series: none for a timed series' (its row has the column), one for
+    a `perf.memory` measurement (peak, retained and source)."""
+    m = s.measurement
+    if s.id != m["id"] or m["kind"] != "memory":
+        return []
+    mem = s.entry
+    return [
+        _row(
+            s.id,
+            memory=memory_cell(mem),
+            result=f"retained {fmt_bytes(mem['retained_bytes'])} ({mem['source']})",
+        )
+    ]
+
+
+def with_memory_cell(cells: list[tuple[str, ...]], s: Series) -> list[tuple[str, ...]]:
+    """Terminal cells with the memory column (before the last) filled from the series' entry
+    (a `perf.memory` measurement's entry is the memory itself)."""
+    mem = s.entry if s.kind == "memory" else s.entry.get("memory")
+    out = []
+    for i, cell in enumerate(cells):
+        text = memory_cell(mem) if i == 0 else ""
+        out.append((*cell[:-1], text, cell[-1]))
+    if s.kind == "memory" and out:
+        out[0] = (
+            *out[0][:-1],
+            f"retained {fmt_bytes(s.entry['retained_bytes'])} ({s.entry['source']})",
+        )
+    return out
+
+
+def memory_verdict_words(v: dict[str, Any]) -> str:
+    """A memory verdict (`perfsuite._memory.check_growth`) in words, with both byte counts."""
+    from ._memory import memory_message
+
+    return memory_message(v)

@@ -65,26 +65,47 @@ def measurement_series(m: dict[str, Any]) -> list[Series]:
 
     if kind == "measure":
         c = m["candidate"]
-        return [make(m["id"], name, "s", c["samples_s"], c, c.get("iterations_per_round"))]
-    if kind == "steps":
-        return [make(m["id"], name, "s", m["steps"]["samples_s"], m["steps"], 1)]
-    if kind == "compare":
         return [
-            make(
-                f"{test}::{c['name']}",
-                c["name"],
-                "s",
-                c["samples_s"],
-                c,
-                c.get("iterations_per_round"),
-            )
-            for c in m["comparison"]["candidates"]
+            make(m["id"], name, "s", c["samples_s"], c, c.get("iterations_per_round")),
+            *_memory_series(m, m["id"], name, c),
         ]
+    if kind == "steps":
+        return [
+            make(m["id"], name, "s", m["steps"]["samples_s"], m["steps"], 1),
+            *_memory_series(m, m["id"], name, m["steps"]),
+        ]
+    if kind == "compare":
+        out = []
+        for c in m["comparison"]["candidates"]:
+            sid = f"{test}::{c['name']}"
+            out.append(make(sid, c["name"], "s", c["samples_s"], c, c.get("iterations_per_round")))
+            out.extend(_memory_series(m, sid, c["name"], c))
+        return out
+    if kind == "memory":
+        return [make(m["id"], name, "bytes", (m["memory"]["peak_bytes"],), m["memory"])]
     if kind == "scaling":
         return [make(m["id"], name, "s", (), m["scaling"])]
     if kind == "record":
         return [make(m["id"], name, m.get("unit") or "", (), m)]
     return [make(m["id"], name, "", (), m)]  # a kind from a newer perfsuite
+
+
+#: What a timed series' memory series adds to its id (`<series id>::memory`).
+MEMORY_SUFFIX = "::memory"
+
+
+def _memory_series(m: dict[str, Any], sid: str, name: str, entry: dict[str, Any]) -> list[Series]:
+    """The memory series of a timed series whose entry carries `memory` (`perfsuite._memory`):
+    kind `memory`, unit bytes, one sample, the peak; `entry` is the `MemoryStats` dict."""
+    mem = entry.get("memory")
+    if not isinstance(mem, dict):
+        return []
+    test = m.get("test") or m["id"].rsplit("::", 1)[0]
+    return [
+        Series(
+            sid + MEMORY_SUFFIX, test, name, "memory", "bytes", (float(mem["peak_bytes"]),), mem, m
+        )
+    ]
 
 
 def iter_series(doc: dict[str, Any]) -> Iterator[Series]:
@@ -289,6 +310,7 @@ _RULES: dict[str, tuple[Any, str]] = {
         "a list of numbers or null",
     ),  # fmt: skip
     "dict": (lambda x: isinstance(x, dict), "an object"),
+    "bool": (lambda x: isinstance(x, bool), "true or false"),
     "dict?": (lambda x: x is None or isinstance(x, dict), "an object or null"),
     "list": (lambda x: isinstance(x, list), "a list"),
 }
@@ -341,7 +363,17 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("scaling.unit", "str?", False),
     ],
     "record": [("value", "num", True), ("unit", "str", True)],
+    "memory": [("memory", "dict", True)],
 }
+
+#: A `MemoryStats` dict (`perfsuite._memory`), wherever an entry carries `memory`.
+_MEMORY_KEYS = [
+    ("peak_bytes", "int", True),
+    ("retained_bytes", "int", True),
+    ("source", "str", True),
+    ("exact", "bool", True),
+    ("extra", "dict", False),
+]
 
 _CANDIDATE_KEYS = [
     ("name", "str", True),
@@ -396,6 +428,13 @@ def _check(obj: dict[str, Any], keys: list[tuple[str, str, bool]], where: str) -
             raise SchemaError(f"{where}: `{dotted}` must be {what}, got {shown}.")
 
 
+def _check_memory(entry: Any, where: str) -> None:
+    if isinstance(entry, dict) and "memory" in entry:
+        if not isinstance(entry["memory"], dict):
+            raise SchemaError(f"{where}: `memory` must be an object.")
+        _check(entry["memory"], _MEMORY_KEYS, f"{where}: `memory`")
+
+
 def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
     """Raise `SchemaError` unless every measurement has what the readers of `doc` index."""
     measurements = doc.get("measurements")
@@ -418,10 +457,14 @@ def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
                 if not isinstance(cand, dict):
                     raise SchemaError(f"{where}: `comparison.candidates[{j}]` must be an object.")
                 _check(cand, _CANDIDATE_KEYS, f"{where}: `comparison.candidates[{j}]`")
+                _check_memory(cand, f"{where}: `comparison.candidates[{j}]`")
             for j, verdict in enumerate(m["comparison"]["verdicts"]):
                 if not isinstance(verdict, dict):
                     raise SchemaError(f"{where}: `comparison.verdicts[{j}]` must be an object.")
                 _check(verdict, _VERDICT_KEYS, f"{where}: `comparison.verdicts[{j}]`")
+        elif kind in ("measure", "steps", "memory"):
+            entry = {"measure": m.get("candidate"), "steps": m.get("steps"), "memory": m}[kind]
+            _check_memory(entry, f"{where} (kind {kind!r})")
         elif kind == "scaling":
             f = m["scaling"]
             n = len(f["sizes"])

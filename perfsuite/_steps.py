@@ -14,6 +14,7 @@ from ._compile import CompileLog, compile_log
 from ._engine import Engine, tails_of
 from ._errors import PerfFailure
 from ._format import fmt_seconds
+from ._memory import MemoryStats, Watch
 from .instruments import select_instrument
 
 
@@ -33,6 +34,8 @@ class StepStats:
     compile: dict[str, Any]
     instrument: str
     state: Any = None
+    #: Peak memory over the timed steps (counters read before and after them), or None.
+    memory: MemoryStats | None = None
 
     @property
     def median_s(self) -> float:
@@ -86,6 +89,7 @@ class StepStats:
             "per_call_s": self.mean_s,
             "tails": self.tails,
             "samples_s": list(self.times_s),
+            **({"memory": self.memory.as_dict()} if self.memory is not None else {}),
         }
 
 
@@ -161,7 +165,9 @@ def run_steps(
             for _ in range(warmup - 1):
                 state = step(state, next(source))
                 inst.wait(state)
-        with engine.timed_heap(settle=True):
+        # The peak over the timed steps: counters read (and the host's high-water mark reset)
+        # once before and once after them, nothing per step.
+        with engine.timed_heap(settle=True), Watch(inst.name) as watch:
             for _ in range(n):
                 engine.before_round()
                 batch = next(source)
@@ -180,6 +186,7 @@ def run_steps(
         compile=first.as_dict(),
         instrument=inst.name,
         state=state,
+        memory=watch.stats,
     )
     return stats, steady
 

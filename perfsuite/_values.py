@@ -184,3 +184,91 @@ def parse_profile(text: str) -> str:
             f"Could not parse value: {text!r}. Expected one of {words(ProfileMode)}, e.g. 'failed'."
         )
     return text
+
+
+# --------------------------------------------------------------------------- memory
+
+
+class MemorySource(StrEnum):
+    """How a `MemoryStats` was measured (`perfsuite._memory`)."""
+
+    TORCH_CUDA = "torch-cuda"
+    JAX_DEVICE = "jax-device"
+    XLA_MEMORY_ANALYSIS = "xla-memory-analysis"
+    HOST_RSS = "host-rss"
+
+
+#: Byte units of a size: binary (KiB, MiB, GiB, TiB) and decimal (KB, MB, GB, TB), case as
+#: written by people ("512MB", "2 GiB", "1gib"); "B" alone is bytes.
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+}
+_SIZE = re.compile(r"^\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[A-Za-z]*)\s*$")
+_SIZE_EXAMPLE = "e.g. 2147483648, '2 GiB' or '512MB'"
+
+
+def parse_size(text: str) -> int:
+    """A number of bytes: an integer, or a number with a unit (`"2 GiB"`, `"512MB"`)."""
+    m = _SIZE.match(text) if isinstance(text, str) else None
+    unit = _SIZE_UNITS.get(m["unit"].lower()) if m else None
+    value = float(m["num"]) * unit if m and unit is not None else math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a size in bytes with an optional unit "
+            f"(B, KiB, MiB, GiB, TiB, KB, MB, GB, TB), {_SIZE_EXAMPLE}."
+        )
+    return int(round(value))
+
+
+def parse_size_arg(value: object, arg: str) -> int:
+    """`value` (an `int` of bytes or a size string) as bytes; bad input is a `ValueError`
+    naming `arg` with a good example."""
+    from ._errors import PerfUsageError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise PerfUsageError(
+            f"`{arg}` must be a number of bytes or a size string, {_SIZE_EXAMPLE}; got {value!r}."
+        )
+    if isinstance(value, (int, float)):
+        if not (math.isfinite(value) and value >= 0):
+            raise PerfUsageError(f"`{arg}` must be >= 0 bytes, {_SIZE_EXAMPLE}; got {value!r}.")
+        return int(value)
+    try:
+        return parse_size(value)
+    except argparse.ArgumentTypeError:
+        raise PerfUsageError(
+            f"`{arg}`={value!r} is not a size: a number of bytes with an optional unit "
+            f"(B, KiB, MiB, GiB, TiB, KB, MB, GB, TB), {_SIZE_EXAMPLE}."
+        ) from None
+
+
+def parse_percent(text: str) -> float:
+    """A growth percentage >= 0 (`--perf-fail-memory`), e.g. `0`, `5%` -> a fraction."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a percentage >= 0, e.g. '0' or '5%'."
+        )
+    return value / 100
+
+
+def fmt_bytes(n: float) -> str:
+    """`1.5 GiB`, `256 MiB`, `-4 KiB`, `12 B`: binary units, 3 significant digits."""
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{sign}{n / scale:.3g} {unit}"
+    return f"{sign}{int(n)} B"

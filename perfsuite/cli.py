@@ -18,7 +18,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._values import FailExpr, parse_fail, parse_level, parse_positive_int, parse_seconds
+from ._values import (
+    FailExpr,
+    parse_fail,
+    parse_level,
+    parse_percent,
+    parse_positive_int,
+    parse_seconds,
+)
 
 
 def _fail(text: str) -> tuple[FailExpr, bool]:
@@ -56,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="EXPR",
         help="regression if HEAD is slower than BASE by more than EXPR with confidence "
         "(e.g. '5%%', or 'median:5%%' to force the per-run statistic). Default: '5%%'",
+    )
+    ab.add_argument(
+        "--fail-memory",
+        type=parse_percent,
+        default=0.0,
+        metavar="PCT",
+        help="regression if HEAD's peak memory (exact sources) grew by more than PCT over "
+        "BASE's; host RSS gets at least its calibrated tolerance. Default: 0",
     )
     ab.add_argument(
         "--min-runs",
@@ -397,6 +412,7 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         pin=not args.no_pin,
         sequential=args.sequential,
         jobs=args.jobs,
+        fail_memory=args.fail_memory,
     )
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:

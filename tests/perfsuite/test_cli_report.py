@@ -54,7 +54,7 @@ def test_report_markdown_with_plots(pytester: pytest.Pytester, capsys) -> None:
     assert "### `test_inner.py::test_all`" in md
     assert "### `test_inner.py::test_compare`" in md
     assert (
-        "| measurement | per call | p50 | p90 | p99 | max | per unit | rounds | first call | result |"
+        "| measurement | per call | p50 | p90 | p99 | max | per unit | rounds | first call | memory | result |"
         in md
     )
     assert "/item |" in md  # per-unit time

@@ -7,8 +7,9 @@ import copy
 import pytest
 
 from perfsuite import _ab_runs, _asv_export, _report
+from perfsuite._memory_gate import memory_readings
 from perfsuite._plots import write_plots
-from perfsuite._results import iter_series, series, validate_document
+from perfsuite._results import MEMORY_SUFFIX, iter_series, series, validate_document
 
 
 EVERY_KIND = """
@@ -29,6 +30,7 @@ def test_all(perf):
         lambda n: work(n * 1_000), [1, 2, 4], law="linear", name="loop", tolerance=2.0
     )
     perf.record("speedup", 3.5, "x")
+    perf.memory(lambda: bytearray(32 * 2**20), name="buffer")
 """
 
 
@@ -51,23 +53,43 @@ TIMED = {
 def test_every_reader_sees_the_same_series(document, tmp_path):
     validate_document(document)
     all_series = list(iter_series(document))
+    # Every timed series has a memory series beside it (host RSS exists on Linux), and
+    # `perf.memory` is one more.
     assert [s.kind for s in all_series] == [
         "measure",
+        "memory",
         "compare",
+        "memory",
         "compare",
+        "memory",
         "steps",
+        "memory",
         "scaling",
         "record",
+        "memory",
     ]
+    memory = {s.id for s in all_series if s.kind == "memory"}
+    assert memory == {sid + MEMORY_SUFFIX for sid in TIMED} | {"test_inner.py::test_all::buffer"}
+    assert all(s.unit == "bytes" and len(s.samples) == 1 for s in all_series if s.kind == "memory")
     assert {s.id for s in all_series if s.timed} == TIMED
     assert set(series(document)) == TIMED
     assert set(_ab_runs.run_statistics(document, None)) == TIMED
+    assert set(memory_readings(document)) == memory
     asv = _asv_export.benchmarks_from(document)
     every = TIMED | {"test_inner.py::test_all::loop", "test_inner.py::test_all::speedup"}
-    assert set(asv) == {_asv_export.asv_name(sid) for sid in every}
+    assert set(asv) == {_asv_export.asv_name(sid) for sid in every | memory}
+    assert {asv[_asv_export.asv_name(sid)][0]["type"] for sid in memory} == {"memory"}
+    assert {asv[_asv_export.asv_name(sid)][0]["unit"] for sid in memory} == {"bytes"}
+    buffer = asv[_asv_export.asv_name("test_inner.py::test_all::buffer")][1]["result"][0]
+    assert buffer >= 32 * 2**20  # bytearray(n) is zeroed: its pages are touched
     labels = [row[0] for row in _report.rows(document["measurements"])]
     assert TIMED <= set(labels)
     assert "test_inner.py::test_all::speedup" in labels
+    assert "test_inner.py::test_all::buffer" in labels
+    # The memory column: every timed row and `perf.memory`'s row carry a peak.
+    column = _report.HEADER.index("memory")
+    by_label = {row[0]: row for row in _report.rows(document["measurements"])}
+    assert all(by_label[sid][column] for sid in TIMED | {"test_inner.py::test_all::buffer"})
     plots = write_plots(document, tmp_path, stem="r")
     assert set(plots) == {"test_inner.py::test_all::adder", "test_inner.py::test_all::loop"}
 
@@ -75,14 +97,14 @@ def test_every_reader_sees_the_same_series(document, tmp_path):
 def test_a_kind_from_a_newer_perfsuite_passes_through_every_reader(document, tmp_path):
     doc = copy.deepcopy(document)
     doc["measurements"].append(
-        {"kind": "memory", "id": "t::m", "test": "t", "name": "m", "peak_bytes": 1}
+        {"kind": "energy", "id": "t::m", "test": "t", "name": "m", "joules": 1}
     )
     validate_document(doc)
-    assert [s.kind for s in iter_series(doc)][-1] == "memory"
+    assert [s.kind for s in iter_series(doc)][-1] == "energy"
     assert set(series(doc)) == TIMED
     assert set(_ab_runs.run_statistics(doc, None)) == TIMED
     assert _asv_export.asv_name("t::m") not in _asv_export.benchmarks_from(doc)
-    assert any("memory" in row[-1] for row in _report.rows(doc["measurements"]))
+    assert any("energy" in row[-1] for row in _report.rows(doc["measurements"]))
     write_plots(doc, tmp_path, stem="r")
 
 

@@ -171,7 +171,7 @@ def test_malformed_measurement_is_one_clean_schema_error(tmp_path: Path, case: s
 def test_unknown_kinds_pass_for_forward_compatibility() -> None:
     doc = _doc()
     doc["measurements"].append(
-        {"test": "t.py::t", "name": "mem", "id": "t.py::t::mem", "kind": "memory", "peak": 1}
+        {"test": "t.py::t", "name": "mem", "id": "t.py::t::mem", "kind": "energy", "joules": 1}
     )
     validate_document(doc, "r.json")
     # ...but every kind still needs what every reader indexes.

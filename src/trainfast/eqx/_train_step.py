@@ -41,6 +41,9 @@ def _filter_jit_step(body: Callable, donate: bool) -> Callable:
     def step(model, opt, *args):
         return jitted(args, (model, opt))
 
+    # Like `jax.jit`'s: the executable one call compiles to, for XLA's `memory_analysis()`
+    # (`perf.memory(step, model, opt, batch, key)`). Nothing runs, nothing is donated.
+    step.lower = lambda model, opt, *args: jitted.lower(args, (model, opt))
     return step
 
 
@@ -73,6 +76,7 @@ class _PartitionStep:
             model, opt = eqx.combine(out_dyn, out_static_cell[0])
             return model, opt, aux
 
+        call.jitted = jitted
         return call
 
     def __call__(self, model, opt, *args):
@@ -86,6 +90,14 @@ class _PartitionStep:
         except KeyError:
             fn = self.cache[key] = self._compile(static)
         return fn(dynamic, args)
+
+    def lower(self, model, opt, *args):
+        """Like `jax.jit`'s `lower`: the executable a call compiles to (nothing runs)."""
+        dynamic, static = eqx.partition((model, opt), eqx.is_array)
+        leaves, treedef = jtu.tree_flatten(static)
+        key = (treedef, tuple(leaves))
+        fn = self.cache.get(key) or self.cache.setdefault(key, self._compile(static))
+        return fn.jitted.lower(dynamic, args)
 
 
 class _Entry:
@@ -175,6 +187,12 @@ class _CachedStep:
         new_model, new_opt = jtu.tree_unflatten(out_treedef, leaves)
         self.last = (new_model, new_opt, out_arrays, nxt)
         return new_model, new_opt, aux
+
+    def lower(self, model, opt, *args):
+        """Like `jax.jit`'s `lower`: the executable a call compiles to (nothing runs)."""
+        leaves, treedef = jtu.tree_flatten((model, opt))
+        arrays, is_arr, statics = _split_leaves(leaves)
+        return self._entry((treedef, is_arr, statics)).jitted.lower(arrays, args)
 
 
 def make_train_step(

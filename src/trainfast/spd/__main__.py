@@ -115,11 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             flags = Flags.parse([f for f in args.flags.split(",") if f])
             trainer = make_trainer(workload, flags=flags, device=device, overrides=overrides)
-            samples = time_steps(trainer, warmup=args.warmup, n=args.steps, repeats=args.repeats)
+            memory: dict = {}
+            samples = time_steps(
+                trainer, warmup=args.warmup, n=args.steps, repeats=args.repeats, memory=memory
+            )
             trainer.close()
             name = ",".join(flags.on()) or "baseline"
             spread = max(samples) - min(samples)
-            new = [AblationRow(workload, name, flags, statistics.median(samples), spread)]
+            median = statistics.median(samples)
+            peak = memory.get("peak_bytes")
+            new = [AblationRow(workload, name, flags, median, spread, peak_bytes=peak)]
         rows.extend(new)
         print(format_table(new), flush=True)
     if len(args.workload) > 1:

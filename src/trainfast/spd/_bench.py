@@ -25,6 +25,9 @@ class AblationRow:
     step_s: float | None
     spread_s: float | None
     error: str | None = None
+    #: Peak bytes allocated on the CUDA device during the timed windows (model, optimizer
+    #: state and the steps' activations: what the configuration needs), None off CUDA.
+    peak_bytes: int | None = None
 
 
 def _sync(device: torch.device) -> None:
@@ -32,15 +35,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(trainer: Trainer, *, warmup: int, n: int, repeats: int) -> list[float]:
+def time_steps(
+    trainer: Trainer, *, warmup: int, n: int, repeats: int, memory: dict | None = None
+) -> list[float]:
     """Seconds per step, one sample per window of `n` steps after `warmup` untimed steps.
 
     Windows are synchronized at both ends, so asynchronous modes are charged for GPU work.
     Warm-up covers compilation and (with `cuda_graphs`) the eager steps and the capture.
+    With `memory` (a dict) on CUDA, `memory["peak_bytes"]` is the most the caching allocator
+    held during the timed windows (its peak counter is reset after warm-up, read after: no
+    cost inside the windows).
     """
     for _ in range(warmup):
         trainer.step()
     _sync(trainer.device)
+    cuda = memory is not None and trainer.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(trainer.device)
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -48,6 +59,8 @@ def time_steps(trainer: Trainer, *, warmup: int, n: int, repeats: int) -> list[f
             trainer.step()
         _sync(trainer.device)
         samples.append((time.perf_counter() - t0) / n)
+    if cuda:
+        memory["peak_bytes"] = torch.cuda.max_memory_allocated(trainer.device)
     return samples
 
 
@@ -119,9 +132,19 @@ def ablate(
             trainer = make_trainer(
                 workload, flags=flags, seed=seed, device=device, overrides=overrides
             )
-            samples = time_steps(trainer, warmup=warmup, n=n, repeats=repeats)
+            memory: dict = {}
+            samples = time_steps(trainer, warmup=warmup, n=n, repeats=repeats, memory=memory)
             spread = max(samples) - min(samples)
-            rows.append(AblationRow(workload, name, flags, statistics.median(samples), spread))
+            rows.append(
+                AblationRow(
+                    workload,
+                    name,
+                    flags,
+                    statistics.median(samples),
+                    spread,
+                    peak_bytes=memory.get("peak_bytes"),
+                )
+            )
         except Exception as e:  # keep going: one broken flag must not hide the others
             msg = f"{type(e).__name__}: {e}".splitlines()[0][:200]
             traceback.print_exc()
@@ -146,8 +169,8 @@ def ablate(
 def format_table(rows: list[AblationRow]) -> str:
     """Markdown table: workload, config, ms/step, spread, speedup over that workload's baseline."""
     lines = [
-        "| workload | config | ms/step | spread ms | speedup |",
-        "|---|---|---|---|---|",
+        "| workload | config | ms/step | spread ms | speedup | peak MiB |",
+        "|---|---|---|---|---|---|",
     ]
     base = {r.workload: r.step_s for r in rows if r.name == "baseline" and r.step_s}
     for r in rows:
@@ -157,5 +180,8 @@ def format_table(rows: list[AblationRow]) -> str:
         b = base.get(r.workload)
         speedup = f"{b / r.step_s:.2f}x" if b else "?"
         spread = f"{1e3 * r.spread_s:.2f}" if r.spread_s is not None else ""
-        lines.append(f"| {r.workload} | {r.name} | {1e3 * r.step_s:.2f} | {spread} | {speedup} |")
+        peak = f"{r.peak_bytes / 2**20:.1f}" if r.peak_bytes is not None else ""
+        lines.append(
+            f"| {r.workload} | {r.name} | {1e3 * r.step_s:.2f} | {spread} | {speedup} | {peak} |"
+        )
     return "\n".join(lines)
