@@ -16,8 +16,11 @@ part() {  # part NAME SECONDS COMMAND...
   echo "rc=$? after $((SECONDS - t0))s" | tee -a "$out/$name.txt"
   tail -40 "$out/$name.txt"
 }
-part memory 100 python3 scripts/h200_memory.py
-part roofline 100 python3 scripts/h200_roofline.py
+if [ "${PARTS:-all}" = roofline ]; then
+  part roofline 150 python3 scripts/h200_roofline.py
+  exit 0
+fi
+part memory 150 python3 scripts/h200_memory.py --budget-s 130 --json "$out/memory.json"
 part profiles 70 python3 scripts/h200_profiles.py --out "$out/profiles"
 part creation 60 python3 scripts/h200_creation.py --configs 4x768
 part p2 200 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf tests/eqx/test_perf_train_step.py --perf-json="$out/p2.json"
