@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pytest
 
+from . import _count_gate
 from ._ab_runs import run_statistics
 from ._format import fmt_seconds
 from ._results import (
@@ -274,6 +275,9 @@ class SavedSession:
     #: Rounds of each series.
     rounds: dict[str, int]
     commit: dict[str, Any] | None
+    #: Counts of each counted series and the toolchain they depend on (`_count_gate`).
+    counts: dict[str, Any] = field(default_factory=dict)
+    toolchain: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, path: Path, doc: dict[str, Any], stat: str) -> SavedSession:
@@ -282,6 +286,8 @@ class SavedSession:
             {sid: value for sid, (_, value) in run_statistics(doc, stat).items()},
             _rounds(doc),
             doc.get("commit"),
+            _count_gate.count_values(doc),
+            _count_gate.toolchain(doc),
         )
 
 
@@ -379,6 +385,8 @@ def apply(session: PerfSession) -> None:
             session.errors.append(_message("REGRESSION", e, cfg))
         if e["verdict"] == "inconclusive" and cfg.fail is not None and cfg.fail_inconclusive:
             session.errors.append(_message("INCONCLUSIVE", e, cfg) + " (--perf-fail-inconclusive)")
+    # The exact tier: counts compared as counts (no band, no interval).
+    _count_gate.apply(session, sessions)
 
 
 def _band_of(e: dict[str, Any]) -> Band:
@@ -446,6 +454,7 @@ def summary_lines(session: PerfSession) -> list[tuple[str, dict[str, bool]]]:
                     # Reported, not failed: without --perf-fail nothing fails the session.
                     text = _message("REGRESSION", e, cfg) + " (not failing: no --perf-fail)"
                     out.append((f"perf: {text}", {"yellow": True, "bold": True}))
+    out += _count_gate.summary_lines(doc, cfg)
     note = session.save_note
     if note is not None:
         out.append(note)

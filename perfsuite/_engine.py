@@ -81,6 +81,8 @@ class Candidate:
     #: Rounds whose machine run-queue wait was subtracted (see `_machine_wait`).
     machine_wait_rounds: int = 0
     steady_compile: CompileLog = field(default_factory=CompileLog)
+    #: Exact counts of one call (`perfsuite._counts`), taken after warm-up; None when off.
+    counts: Any = None
 
     @property
     def iterations(self) -> int:
@@ -129,7 +131,17 @@ class Candidate:
             "stats": Summary.of(self.samples).as_dict(),
             "tails": self.tails(),
             "samples_s": list(self.samples),
+            **self._counts_dict(),
         }
+
+    def _counts_dict(self) -> dict[str, Any]:
+        """`counts` and `roofline` (achieved FLOP/s and bytes/s beside the time)."""
+        if self.counts is None:
+            return {}
+        from ._roofline import roofline
+
+        counts = self.counts.to_json()
+        return {"counts": counts, "roofline": roofline(counts, self.per_call_s)}
 
 
 #: Quantiles reported as a candidate's tails (and a training loop's step times).
@@ -258,6 +270,10 @@ class Engine:
             min(s.min_round_calls, math.floor(s.max_round_s / per_call)),
         )
         cand.chunks = max(1, round(calls / cand.group))
+        if s.counts:
+            from ._counts import candidate_counts
+
+            cand.counts = candidate_counts(fn, chosen.wait)
         return cand
 
     def run_rounds(

@@ -62,6 +62,11 @@ class Measurement:
     def rounds(self) -> int:
         return len(self.candidate.samples)
 
+    @property
+    def counts(self):
+        """Exact counts of one call (`perfsuite._counts.Counts`), or None when off."""
+        return self.candidate.counts
+
     def __str__(self) -> str:
         text = f"{self.name}: {self.statistic} {fmt_seconds(self.per_call_s)}/call"
         if self.per is not None:
@@ -265,6 +270,24 @@ class Perf:
             instrument=instrument,
             on_result=on_result,
         )
+
+    def counts(
+        self, fn: Callable[[], Any], *, name: str, at_most: Mapping[str, float] | None = None
+    ):
+        """Count the work of one call of `fn` (untimed, twice; see `perfsuite._counts`).
+
+        Returns the `Counts` (mapping-like: `counts["python_calls"]`). `at_most=
+        {"python_calls": 300, "compilations": 0}` fails the test, with the numbers, when a
+        counter exceeds its limit (or is non-deterministic). The first call of `fn` (its
+        compilation) is made and left out before counting.
+        """
+        __tracebackhide__ = True
+        from ._counts import check_at_most, count_call
+
+        counts = count_call(fn, lock=self._device_lock, before=self._before_round)
+        self._emit("counts", name, counts=counts.to_json(), at_most=dict(at_most or {}))
+        check_at_most(counts, at_most, f"`{name}`")
+        return counts
 
     def record(self, name: str, value: float, unit: str) -> None:
         """Record any other number (a speedup, bytes, compile seconds) for reports and asv."""

@@ -90,6 +90,15 @@ def add_options(parser: Parser) -> None:
         "Default: %(default)r",
     )
     group.addoption(
+        "--perf-fail-counts-toolchain",
+        action="store_true",
+        default=False,
+        help="With --perf-compare and --perf-fail: an increase of a deterministic count fails "
+        "even when the toolchain (python, jax/jaxlib, torch, XLA flags) differs from the "
+        "baseline's; without it such changes are reported as 'toolchain changed'. "
+        "Default: %(default)r",
+    )
+    group.addoption(
         "--perf-allow-cross-machine",
         action="store_true",
         default=False,
@@ -112,6 +121,8 @@ class PerfConfig:
     results_dir: Path
     #: `--perf-fail-inconclusive`: an inconclusive baseline verdict fails the session.
     fail_inconclusive: bool = False
+    #: `--perf-fail-counts-toolchain`: count increases fail across a toolchain change too.
+    fail_counts_toolchain: bool = False
 
     @classmethod
     def from_pytest_config(cls, config: pytest.Config) -> PerfConfig:
@@ -127,6 +138,7 @@ class PerfConfig:
             allow_cross_machine=bool(opt("perf_allow_cross_machine")),
             results_dir=Path(config.rootpath) / ".perf",
             fail_inconclusive=bool(opt("perf_fail_inconclusive")),
+            fail_counts_toolchain=bool(opt("perf_fail_counts_toolchain")),
         )
         if not cfg.enabled:
             needs = [

@@ -33,6 +33,8 @@ class StepStats:
     compile: dict[str, Any]
     instrument: str
     state: Any = None
+    #: Exact counts of one step (`perfsuite._counts`), taken after the timed steps.
+    counts: Any = None
 
     @property
     def median_s(self) -> float:
@@ -86,7 +88,16 @@ class StepStats:
             "per_call_s": self.mean_s,
             "tails": self.tails,
             "samples_s": list(self.times_s),
+            **self._counts_dict(),
         }
+
+    def _counts_dict(self) -> dict[str, Any]:
+        if self.counts is None:
+            return {}
+        from ._roofline import roofline
+
+        counts = self.counts.to_json()
+        return {"counts": counts, "roofline": roofline(counts, self.mean_s)}
 
 
 def _batch_source(batches: Iterable[Any] | Callable[[int], Any], needed: int):
@@ -171,6 +182,20 @@ def run_steps(
                     inst.wait(state)
                     times.append(time.perf_counter() - start)
                 steady.merge(log)
+        counts = None
+        if engine.settings.counts:
+            # Counted after the timed steps, on the last batch again (the batch source may
+            # hold only `warmup + n`), each step consuming the state the previous returned.
+            from ._counts import candidate_counts
+
+            holder = [state]
+
+            def one_step():
+                holder[0] = step(holder[0], batch)
+                return holder[0]
+
+            counts = candidate_counts(one_step, inst.wait)
+            state = holder[0]
     stats = StepStats(
         name=name,
         times_s=tuple(times),
@@ -180,6 +205,7 @@ def run_steps(
         compile=first.as_dict(),
         instrument=inst.name,
         state=state,
+        counts=counts,
     )
     return stats, steady
 
