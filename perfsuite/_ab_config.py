@@ -34,3 +34,5 @@ class AbConfig:
     sequential: bool = False
     #: Pairs run at once, each pinned to its own CPU from its start (1: one pair at a time).
     jobs: int = 1
+    #: A count increase fails even when the runs' toolchains differ (`--fail-counts-toolchain`).
+    fail_counts_toolchain: bool = False

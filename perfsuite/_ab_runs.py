@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +155,9 @@ class RunResult:
     seconds: float
     returncode: int
     stats: dict[str, tuple[str, float]]
+    #: The run's counts (`_count_gate.count_values`) and the toolchain they depend on.
+    counts: dict[str, Any] = field(default_factory=dict)
+    toolchain: dict[str, Any] = field(default_factory=dict)
 
 
 def _command(cfg: AbConfig, json_path: Path, env: dict[str, str]) -> list[str]:
@@ -180,7 +183,12 @@ def _result(
         doc = load_document(json_path)
     except SchemaError as exc:
         raise AbError(f"{side} run {index + 1} wrote no usable results: {exc}\n{tail}") from None
-    return RunResult(side, index, seconds, returncode, run_statistics(doc, cfg.stat))
+    from . import _count_gate
+
+    return RunResult(
+        side, index, seconds, returncode, run_statistics(doc, cfg.stat),
+        _count_gate.count_values(doc), _count_gate.toolchain(doc),
+    )  # fmt: skip
 
 
 def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) -> RunResult:

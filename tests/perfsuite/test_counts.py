@@ -355,3 +355,27 @@ def test_compare_gates_one_extra_call(run_perf, pytester, monkeypatch):
     result.stdout.fnmatch_lines(
         ["*COUNT REGRESSION test_inner.py::test_loop::loop::counts: python_calls 204 vs baseline 202 (+2, exact)*"]
     )
+
+
+def test_perfsuite_ab_fails_on_one_more_call_even_when_the_times_agree(tmp_path):
+    from perfsuite import _ab
+
+    from _ab_repo import make_repo
+
+    repo = make_repo(tmp_path)
+
+    def runner(cfg, side, index, tree, out):
+        calls = 301 if side == "HEAD" else 300
+        counts = {"t.py::test::x::counts": {"values": {"python_calls": calls}, "unstable": []}}
+        return _ab.RunResult(side, index, 0.01, 0, {"t.py::test::x": ("median", 1e-3)}, counts)
+
+    cfg = _ab.AbConfig(
+        base="HEAD~1", head="HEAD", pytest_args=(), fail=FailExpr("median", 0.05), repo=repo,
+        min_runs=8, max_runs=8,
+    )  # fmt: skip
+    doc = _ab.run_ab(cfg, runner=runner)
+    assert doc["exit_code"] == 1
+    (entry,) = doc["counts"]["entries"]
+    assert (entry["counter"], entry["baseline"], entry["current"], entry["delta"]) == (
+        "python_calls", 300, 301, 1,
+    )  # fmt: skip
