@@ -29,6 +29,7 @@ def test_all(perf):
         lambda n: work(n * 1_000), [1, 2, 4], law="linear", name="loop", tolerance=2.0
     )
     perf.record("speedup", 3.5, "x")
+    perf.counts(work(100), name="counted")
 """
 
 
@@ -51,23 +52,34 @@ TIMED = {
 def test_every_reader_sees_the_same_series(document, tmp_path):
     validate_document(document)
     all_series = list(iter_series(document))
+    # Every timed series is followed by its candidate's counts (the exact tier).
     assert [s.kind for s in all_series] == [
         "measure",
+        "counts",
         "compare",
+        "counts",
         "compare",
+        "counts",
         "steps",
+        "counts",
         "scaling",
         "record",
+        "counts",
     ]
+    counted = {s.id for s in all_series if s.kind == "counts"}
+    assert counted == {f"{sid}::counts" for sid in TIMED} | {"test_inner.py::test_all::counted"}
     assert {s.id for s in all_series if s.timed} == TIMED
     assert set(series(document)) == TIMED
     assert set(_ab_runs.run_statistics(document, None)) == TIMED
     asv = _asv_export.benchmarks_from(document)
     every = TIMED | {"test_inner.py::test_all::loop", "test_inner.py::test_all::speedup"}
-    assert set(asv) == {_asv_export.asv_name(sid) for sid in every}
+    tracks = {_asv_export.asv_name(f"{sid}::track_python_calls") for sid in counted}
+    assert {_asv_export.asv_name(sid) for sid in every} | tracks <= set(asv)
+    assert {n for n in asv if "track_" not in n} == {_asv_export.asv_name(sid) for sid in every}
     labels = [row[0] for row in _report.rows(document["measurements"])]
     assert TIMED <= set(labels)
     assert "test_inner.py::test_all::speedup" in labels
+    assert "test_inner.py::test_all::counted" in labels and labels.count("  counts") == 4
     plots = write_plots(document, tmp_path, stem="r")
     assert set(plots) == {"test_inner.py::test_all::adder", "test_inner.py::test_all::loop"}
 
