@@ -79,7 +79,11 @@ def judge(
                 continue
             unstable = key in cur["unstable"] or any(key in b["unstable"] for b in seen)
             if unstable or len(set(olds)) > 1:
-                why = "non-deterministic readings" if unstable else f"baseline sessions differ {sorted(set(olds))}"
+                why = (
+                    "non-deterministic readings"
+                    if unstable
+                    else f"baseline sessions differ {sorted(set(olds))}"
+                )
                 ungated.append(f"{sid} {key} ({why})")
                 continue
             old = olds[-1]
@@ -160,7 +164,11 @@ def summary_lines(doc: dict[str, Any], cfg: Any) -> list[tuple[str, dict[str, bo
         (
             f"perf: counts vs baseline: {result['same']} the same"
             + (f", {tally}" if tally else "")
-            + (f", {len(result['ungated'])} not gated (non-deterministic)" if result["ungated"] else ""),
+            + (
+                f", {len(result['ungated'])} not gated (non-deterministic)"
+                if result["ungated"]
+                else ""
+            ),
             {"bold": True},
         )
     ]

@@ -241,7 +241,9 @@ class _XlaCost:
     dot_dtypes: collections.Counter
 
 
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(\S+?)(?:\[[^\]]*\])?(?:\{[^}]*\})?\s+([\w\-]+)\(")
+_INSTRUCTION = re.compile(
+    r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(\S+?)(?:\[[^\]]*\])?(?:\{[^}]*\})?\s+([\w\-]+)\("
+)
 _DOT = re.compile(r"=\s*(\w+)\[[^\]]*\](?:\{[^}]*\})?\s+(?:dot|convolution)\(")
 
 
@@ -276,7 +278,10 @@ def _xla_cost(executable: Any) -> _XlaCost:
     except Exception:  # not every backend implements it
         cost = {}
     if isinstance(cost, list):  # older jaxlib: one dict per module
-        cost = {k: sum(float(c.get(k, 0)) for c in cost) for k in ("flops", "bytes accessed", "transcendentals")}
+        cost = {
+            k: sum(float(c.get(k, 0)) for c in cost)
+            for k in ("flops", "bytes accessed", "transcendentals")
+        }
     instructions = fusions = 0
     dtypes: collections.Counter = collections.Counter()
     try:
@@ -349,7 +354,16 @@ def _torch_work() -> Iterator[dict[str, Any] | None]:
     from torch.utils.flop_counter import FlopCounterMode
 
     out: dict[str, Any] = {"dtypes": collections.Counter()}
-    matmuls = {"mm", "addmm", "bmm", "baddbmm", "matmul", "convolution", "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention"}
+    matmuls = {
+        "mm",
+        "addmm",
+        "bmm",
+        "baddbmm",
+        "matmul",
+        "convolution",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+    }
 
     class AtenCounter(TorchDispatchMode):
         def __init__(self):
@@ -380,7 +394,9 @@ def _torch_work() -> Iterator[dict[str, Any] | None]:
     out["aten_ops"] = aten.ops
     if profiler is not None:
         out["cuda_kernels"] = sum(
-            1 for e in profiler.events() if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA
+            1
+            for e in profiler.events()
+            if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA
         )
 
 
@@ -514,7 +530,9 @@ def check_at_most(counts: Counts, at_most: Mapping[str, int] | None, where: str)
     problems = []
     for key, limit in at_most.items():
         if key not in COUNTERS:
-            raise PerfUsageError(f"`at_most` names an unknown counter {key!r}; counters: {sorted(COUNTERS)}.")
+            raise PerfUsageError(
+                f"`at_most` names an unknown counter {key!r}; counters: {sorted(COUNTERS)}."
+            )
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
             raise PerfUsageError(f"`at_most[{key!r}]` must be a number >= 0, got {limit!r}.")
         if key not in counts:
@@ -532,7 +550,9 @@ def check_at_most(counts: Counts, at_most: Mapping[str, int] | None, where: str)
     if problems:
         top = ", ".join(f"{n} x{c}" for n, c in counts.top_python_calls[:5])
         raise PerfFailure(
-            f"`counts` of {where}: " + "; ".join(problems) + f". All counts: {counts}."
+            f"`counts` of {where}: "
+            + "; ".join(problems)
+            + f". All counts: {counts}."
             + (f" Most called: {top}." if top else "")
         )
 
@@ -552,7 +572,9 @@ def candidate_counts(fn: Callable[[], Any], wait: Callable[[Any], None]) -> Coun
     return counts
 
 
-def count_call(fn: Callable[[], Any], *, lock: Callable[[], Any], before: Callable[[], None]) -> Counts:
+def count_call(
+    fn: Callable[[], Any], *, lock: Callable[[], Any], before: Callable[[], None]
+) -> Counts:
     """`perf.counts`: one first call (compiles, left out), then the counted calls."""
     if not callable(fn):
         raise TypeError(f"`fn` must be a callable taking no arguments, got {fn!r}.")
@@ -594,7 +616,8 @@ def compare_counts(
             problems.append(f"{k}: {a} {ca[k]:,} > {b} {cb[k]:,} (+{ca[k] - cb[k]:,})")
     if problems:
         raise PerfFailure(
-            f"`assert_counts_no_more({a!r}, than={b!r})`: " + "; ".join(problems)
+            f"`assert_counts_no_more({a!r}, than={b!r})`: "
+            + "; ".join(problems)
             + f". Rule: every counter of {a} <= {b}'s, exactly. {a}: {ca}. {b}: {cb}."
         )
     return checked

@@ -66,6 +66,8 @@ def tracks(entry: dict[str, Any]) -> list[tuple[str, float, str]]:
     ]
     roof = entry.get("roofline") or {}
     out += [
-        (key, float(roof[key]), unit) for key, unit in ROOFLINE_TRACKS.items() if roof.get(key) is not None
+        (key, float(roof[key]), unit)
+        for key, unit in ROOFLINE_TRACKS.items()
+        if roof.get(key) is not None
     ]
     return out

@@ -35,7 +35,8 @@ def test_python_calls_are_exact(n):
     assert counts.deterministic("python_calls")
     if n > 1:
         top = [name for name, _ in counts.top_python_calls]
-        assert top[0].endswith("_calls.<locals>.<genexpr>") and top[1].endswith("_one")
+        assert top[0].endswith("_calls.<locals>.<genexpr>")
+        assert top[1].endswith("_one")
 
 
 def test_a_counter_whose_readings_differ_is_unstable_and_never_passes_at_most():
@@ -48,7 +49,9 @@ def test_a_counter_whose_readings_differ_is_unstable_and_never_passes_at_most():
     counts = measure_counts(grows)
     assert counts.unstable == {"python_calls": [5, 7]}
     assert not counts.deterministic("python_calls")
-    with pytest.raises(PerfFailure, match=r"python_calls is non-deterministic \(readings \[5, 7\]\)"):
+    with pytest.raises(
+        PerfFailure, match=r"python_calls is non-deterministic \(readings \[5, 7\]\)"
+    ):
         check_at_most(counts, {"python_calls": 1000}, "`grows`")
 
 
@@ -78,11 +81,13 @@ def test_jax_counts_see_every_execution_and_xla_costs():
     once = measure_counts(lambda: f(x))
     thrice = measure_counts(lambda: [f(x) for _ in range(3)][-1])
     assert once["python_calls"] == 1  # the lambda: the jitted call's fast path is C++
-    assert once["compilations"] == 0 and once["traces"] == 0
+    assert once["compilations"] == 0
+    assert once["traces"] == 0
     # A 32x32 matmul is 2 * 32^3 FLOPs by XLA's model (plus the reduction's adds).
     assert 2 * 32**3 <= once["xla_flops"] < 2 * 32**3 + 2 * 32 * 32
     assert once["xla_transcendentals"] == 32 * 32
-    assert once["xla_executions"] == 1 and thrice["xla_executions"] == 3
+    assert once["xla_executions"] == 1
+    assert thrice["xla_executions"] == 3
     assert thrice["xla_flops"] == 3 * once["xla_flops"]
     assert once["hlo_fusions"] >= 1
     assert once.info["matmul_dtype"] == "f32"
@@ -99,7 +104,8 @@ def test_jax_counts_see_a_retrace():
     # Arrays made beforehand: making one of a new shape compiles too.
     xs = iter([jnp.ones(n) for n in range(1, 10)])
     counts = measure_counts(lambda: f(next(xs)), work=False)
-    assert counts.values["compilations"] == 1 and counts.values["traces"] >= 1
+    assert counts.values["compilations"] == 1
+    assert counts.values["traces"] >= 1
 
 
 def test_torch_counts_flops_and_aten_ops():
@@ -124,28 +130,34 @@ def test_assert_counts_no_more():
 def test_counts_round_trip_through_json():
     c = measure_counts(lambda: _calls(2))
     back = Counts.from_json(json.loads(json.dumps(c.to_json())))
-    assert dict(back) == dict(c) and back.unstable == {}
+    assert dict(back) == dict(c)
+    assert back.unstable == {}
 
 
 # --------------------------------------------------------------------------- roofline
 
 
 def test_roofline_on_a_known_device_and_an_unknown_one(monkeypatch):
-    counts = {"values": {"xla_flops": 10**12, "xla_bytes_accessed": 10**9}, "info": {"matmul_dtype": "bf16"}}
+    counts = {
+        "values": {"xla_flops": 10**12, "xla_bytes_accessed": 10**9},
+        "info": {"matmul_dtype": "bf16"},
+    }
     monkeypatch.setattr(_roofline, "current_device", lambda framework: "NVIDIA H200")
     r = _roofline.roofline(counts, 2e-3)
-    assert r["peak_device"] == "H200" and r["flops_per_s"] == pytest.approx(5e14)
+    assert r["peak_device"] == "H200"
+    assert r["flops_per_s"] == pytest.approx(5e14)
     assert r["mfu"] == pytest.approx(5e14 / 989.4e12)
     assert r["bandwidth_utilisation"] == pytest.approx(5e11 / 4.8e12)
     assert "MFU bf16" in _roofline.words(r)
     monkeypatch.setattr(_roofline, "current_device", lambda framework: None)
     r = _roofline.roofline(counts, 2e-3)
-    assert "mfu" not in r and "no peak known for the CPU" in r["note"]
+    assert "mfu" not in r
+    assert "no peak known for the CPU" in r["note"]
     assert _roofline.roofline({"values": {"python_calls": 3}}, 1e-3) is None
 
 
 @pytest.mark.parametrize(
-    "name, key",
+    ("name", "key"),
     [
         ("NVIDIA H200", "H200"),
         ("NVIDIA H100 80GB HBM3", "H100 SXM"),
@@ -221,10 +233,12 @@ def test_a_decrease_is_reported_and_equal_counts_are_the_same():
     )
     _baseline.apply(s)
     result = s.document["baseline"]["counts"]
-    assert s.errors == [] and result["same"] == 1
+    assert s.errors == []
+    assert result["same"] == 1
     assert [e["verdict"] for e in result["entries"]] == ["improvement"]
     lines = [t for t, _ in _count_gate.summary_lines(s.document, s.perf_config)]
-    assert "1 the same, 1 improvement" in lines[0] and "(-1, exact)" in lines[1]
+    assert "1 the same, 1 improvement" in lines[0]
+    assert "(-1, exact)" in lines[1]
 
 
 def test_a_toolchain_change_labels_count_changes_and_fails_only_when_asked():
@@ -232,12 +246,14 @@ def test_a_toolchain_change_labels_count_changes_and_fails_only_when_asked():
     s = _session(current, [_doc({"a": {"python_calls": 300}})])
     _baseline.apply(s)
     entry = s.document["baseline"]["counts"]["entries"][0]
-    assert s.errors == [] and entry["verdict"] == "toolchain changed"
+    assert s.errors == []
+    assert entry["verdict"] == "toolchain changed"
     assert entry["toolchain"] == ["python: '3.11.7' -> '3.12.1'"]
     strict = _session(_doc({"a": {"python_calls": 310}}, python="3.12.1"),
                       [_doc({"a": {"python_calls": 300}})], strict=True)  # fmt: skip
     _baseline.apply(strict)
-    assert len(strict.errors) == 1 and "toolchain changed: python" in strict.errors[0]
+    assert len(strict.errors) == 1
+    assert "toolchain changed: python" in strict.errors[0]
 
 
 def test_non_deterministic_counts_are_never_gated():
@@ -246,18 +262,22 @@ def test_non_deterministic_counts_are_never_gated():
         [_doc({"a": {"python_calls": 300}})],
     )
     _baseline.apply(s)
-    assert s.errors == [] and s.document["baseline"]["counts"]["ungated"]
+    assert s.errors == []
+    assert s.document["baseline"]["counts"]["ungated"]
     # Baseline sessions that disagree with each other: not gated either.
     s = _session(
         _doc({"a": {"python_calls": 999}}),
         [_doc({"a": {"python_calls": 300}}), _doc({"a": {"python_calls": 301}})],
     )
     _baseline.apply(s)
-    assert s.errors == [] and "baseline sessions differ" in s.document["baseline"]["counts"]["ungated"][0]
+    assert s.errors == []
+    assert "baseline sessions differ" in s.document["baseline"]["counts"]["ungated"][0]
 
 
 def test_without_perf_fail_a_count_regression_is_reported_not_failed():
-    s = _session(_doc({"a": {"python_calls": 301}}), [_doc({"a": {"python_calls": 300}})], fail=False)
+    s = _session(
+        _doc({"a": {"python_calls": 301}}), [_doc({"a": {"python_calls": 300}})], fail=False
+    )
     _baseline.apply(s)
     assert s.errors == []
     lines = [t for t, _ in _count_gate.summary_lines(s.document, s.perf_config)]
@@ -267,10 +287,12 @@ def test_without_perf_fail_a_count_regression_is_reported_not_failed():
 def test_ab_counts_are_judged_exactly():
     base = [_count_gate.count_values(_doc({"a": {"python_calls": 300}}))] * 3
     same = _count_gate.ab_verdicts(base, base, base_toolchain={}, head_toolchain={}, strict=False)
-    assert not same["failed"] and same["same"] == 1
+    assert not same["failed"]
+    assert same["same"] == 1
     head = [_count_gate.count_values(_doc({"a": {"python_calls": 301}}))] * 3
     worse = _count_gate.ab_verdicts(base, head, base_toolchain={}, head_toolchain={}, strict=False)
-    assert worse["failed"] and worse["entries"][0]["delta"] == 1
+    assert worse["failed"]
+    assert worse["entries"][0]["delta"] == 1
 
 
 # --------------------------------------------------------------------------- through pytest
@@ -322,7 +344,12 @@ def test_counts_through_pytest(run_perf, pytester):
         ]
     )
     kinds = [(m["kind"], m["name"]) for m in doc["measurements"]][:4]
-    assert kinds == [("counts", "ten"), ("compare", "small+large"), ("measure", "alone"), ("steps", "stepper")]
+    assert kinds == [
+        ("counts", "ten"),
+        ("compare", "small+large"),
+        ("measure", "alone"),
+        ("steps", "stepper"),
+    ]
     cand = doc["measurements"][1]["comparison"]["candidates"][0]
     assert cand["counts"]["values"]["python_calls"] == 12
 
@@ -353,14 +380,16 @@ def test_compare_gates_one_extra_call(run_perf, pytester, monkeypatch):
     result, doc = run_perf("--perf-compare=base", "--perf-fail=900%")
     assert result.ret != 0
     result.stdout.fnmatch_lines(
-        ["*COUNT REGRESSION test_inner.py::test_loop::loop::counts: python_calls 204 vs baseline 202 (+2, exact)*"]
+        [
+            "*COUNT REGRESSION test_inner.py::test_loop::loop::counts: python_calls 204 vs baseline 202 (+2, exact)*"
+        ]
     )
 
 
 def test_perfsuite_ab_fails_on_one_more_call_even_when_the_times_agree(tmp_path):
-    from perfsuite import _ab
-
     from _ab_repo import make_repo
+
+    from perfsuite import _ab
 
     repo = make_repo(tmp_path)
 
