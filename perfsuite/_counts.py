@@ -411,14 +411,11 @@ def _dynamo_graphs() -> int | None:
 
 
 def _wait(out: Any) -> None:
-    """Wait for the call's work, as timing does (device counters need it done)."""
-    if "jax" in sys.modules:
-        import jax
+    """Wait for the call's work as timing does (device counters need it done): the
+    instrument its output selects (`perfsuite.instruments`), nothing for host values."""
+    from .instruments import select_instrument
 
-        jax.block_until_ready(out)
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
+    select_instrument(out).wait(out)
 
 
 @contextlib.contextmanager
@@ -432,7 +429,9 @@ def _gc_off() -> Iterator[None]:
             gc.enable()
 
 
-def _host_reading(fn: Callable[[], Any]) -> tuple[dict[str, int], collections.Counter]:
+def _host_reading(
+    fn: Callable[[], Any], wait: Callable[[Any], None]
+) -> tuple[dict[str, int], collections.Counter]:
     graphs = _dynamo_graphs()
     with _gc_off(), compile_log() as log:
         calls = _CallCounter()
@@ -442,7 +441,7 @@ def _host_reading(fn: Callable[[], Any]) -> tuple[dict[str, int], collections.Co
             calls.stop()
         finally:
             calls.close()
-        _wait(out)
+        wait(out)
     reading = {"python_calls": sum(calls.counter.values())}
     if "jax" in sys.modules:
         reading["compilations"] = log.compilations
@@ -453,12 +452,14 @@ def _host_reading(fn: Callable[[], Any]) -> tuple[dict[str, int], collections.Co
     return reading, calls.counter
 
 
-def _work_reading(fn: Callable[[], Any], info: dict[str, Any], notes: list[str]) -> dict[str, int]:
+def _work_reading(
+    fn: Callable[[], Any], wait: Callable[[Any], None], info: dict[str, Any], notes: list[str]
+) -> dict[str, int]:
     reading: dict[str, int] = {}
     with _gc_off(), compile_log() as log:
         with _jax_executions() as executed, _torch_work() as torch_out:
             out = fn()
-            _wait(out)
+            wait(out)
     if executed is not None and executed:
         costs: dict[int, _XlaCost] = {}
         total = collections.Counter()
@@ -493,23 +494,27 @@ def _work_reading(fn: Callable[[], Any], info: dict[str, Any], notes: list[str])
     return reading
 
 
-def measure_counts(fn: Callable[[], Any], *, work: bool = True) -> Counts:
+def measure_counts(
+    fn: Callable[[], Any], *, work: bool = True, wait: Callable[[Any], None] | None = None
+) -> Counts:
     """Count one call of `fn` twice (untimed): host readings, then device-work readings.
 
     Four calls in all when a framework is loaded (two with the Python-call counter, two with
     the device-work counters, which slow the host path and so cannot share a call with it);
-    two otherwise. `work=False` skips the device-work readings.
+    two otherwise. `work=False` skips the device-work readings. `wait(out)` waits for a
+    call's work (default: the instrument its output selects).
     """
     if not callable(fn):
         raise TypeError(f"`fn` must be a callable taking no arguments, got {fn!r}.")
     info: dict[str, Any] = {}
     notes: list[str] = []
-    host = [_host_reading(fn) for _ in range(2)]
+    wait = wait or _wait
+    host = [_host_reading(fn, wait) for _ in range(2)]
     readings = [dict(r) for r, _ in host]
     frameworks = "jax" in sys.modules or "torch" in sys.modules
     if work and frameworks:
         for reading in readings:
-            reading.update(_work_reading(fn, info, notes))
+            reading.update(_work_reading(fn, wait, info, notes))
     top = tuple((_code_name(code), n) for code, n in host[0][1].most_common(TOP))
     return Counts(tuple(readings), info, top, tuple(dict.fromkeys(notes)))
 
@@ -564,7 +569,7 @@ def candidate_counts(fn: Callable[[], Any], wait: Callable[[Any], None]) -> Coun
     caches, and the first timed call must not be the one that refills them.
     """
     try:
-        counts = measure_counts(fn)
+        counts = measure_counts(fn, wait=wait)
     except PerfUsageError as exc:  # e.g. another profiler is active: time it uncounted
         return Counts((), notes=(f"not counted: {exc}",))
     if "jax" in sys.modules:

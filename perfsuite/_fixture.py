@@ -219,7 +219,9 @@ class Perf:
         The first step is kept apart (`first_step_s`), then `warmup - 1` more untimed steps,
         then `n` timed steps. `batches` is a sequence (cycled), an iterator, or a function of
         the step index. `max_retraces=0` fails the test if anything compiles during the
-        timed steps. The final state is `StepStats.state`.
+        timed steps. Then, untimed, the steps that count one step's work (`StepStats.counts`,
+        `counted_steps` of them, on the last batch again). The final state is
+        `StepStats.state`.
         """
         __tracebackhide__ = True
         stats, steady = run_steps(

@@ -35,6 +35,9 @@ class StepStats:
     state: Any = None
     #: Exact counts of one step (`perfsuite._counts`), taken after the timed steps.
     counts: Any = None
+    #: Untimed steps run after the timed ones to count them (on the last batch again);
+    #: `state` is the state after them (the earlier states were donated).
+    counted_steps: int = 0
 
     @property
     def median_s(self) -> float:
@@ -182,20 +185,21 @@ def run_steps(
                     inst.wait(state)
                     times.append(time.perf_counter() - start)
                 steady.merge(log)
-        counts = None
+        counts, counted = None, 0
         if engine.settings.counts:
             # Counted after the timed steps, on the last batch again (the batch source may
             # hold only `warmup + n`), each step consuming the state the previous returned.
             from ._counts import candidate_counts
 
-            holder = [state]
+            holder = [state, 0]
 
             def one_step():
                 holder[0] = step(holder[0], batch)
+                holder[1] += 1
                 return holder[0]
 
             counts = candidate_counts(one_step, inst.wait)
-            state = holder[0]
+            state, counted = holder
     stats = StepStats(
         name=name,
         times_s=tuple(times),
@@ -206,6 +210,7 @@ def run_steps(
         instrument=inst.name,
         state=state,
         counts=counts,
+        counted_steps=counted,
     )
     return stats, steady
 

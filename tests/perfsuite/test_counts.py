@@ -320,6 +320,7 @@ def test_counted(perf):
     st = perf.steps(lambda s, b: s + one(), 0, [1], n=4, name="stepper")
     # The step, `one`, and the counter's own wrapper that threads the state through.
     assert st.counts["python_calls"] == 3
+    assert st.counted_steps >= 4  # two host readings, two device-work readings
 
 @pytest.mark.perf
 def test_too_many(perf):
@@ -408,3 +409,15 @@ def test_perfsuite_ab_fails_on_one_more_call_even_when_the_times_agree(tmp_path)
     assert (entry["counter"], entry["baseline"], entry["current"], entry["delta"]) == (
         "python_calls", 300, 301, 1,
     )  # fmt: skip
+
+
+def test_counting_calls_run_with_the_collector_off_and_leave_it_on():
+    # JAX registers a `gc.callbacks` hook: a collection inside a reading would add Python
+    # calls wherever the allocation counters happened to trigger it.
+    import gc
+
+    seen = []
+    measure_counts(lambda: seen.append(gc.isenabled()))
+    assert seen
+    assert not any(seen)
+    assert gc.isenabled()

@@ -61,9 +61,7 @@ def test_exact_flags_remove_the_replaced_linears_flops(perf):
     # `explicit_forward` (in the exact set) no longer runs the target's Linears whose
     # output the components replace: fewer FLOPs, and fewer Python calls (no hooks).
     base = make_trainer("resid_mlp1", flags=Flags(), seed=0, overrides={"batch_size": 64})
-    exact = make_trainer(
-        "resid_mlp1", flags=Flags.exact(), seed=0, overrides={"batch_size": 64}
-    )
+    exact = make_trainer("resid_mlp1", flags=Flags.exact(), seed=0, overrides={"batch_size": 64})
     try:
         for t in (base, exact):
             t.step()
