@@ -149,6 +149,7 @@ class PerfConfig:
                     ("--perf-fail", cfg.fail),
                     ("--perf-json", cfg.json_path),
                     ("--perf-fail-inconclusive", cfg.fail_inconclusive or None),
+                    ("--perf-fail-counts-toolchain", cfg.fail_counts_toolchain or None),
                 )
                 if value is not None
             ]

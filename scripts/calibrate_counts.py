@@ -4,8 +4,11 @@ Usage:
 
     PYTHONPATH=.:src python scripts/calibrate_counts.py [--sessions 100] [--jobs 2] [--json PATH]
 
-Each session is a fresh Python process (its own hash seed, allocator and import order, as a
-`pytest --perf` session is) that counts, with `perfsuite._counts.measure_counts`, one call of:
+A session builds fresh workloads (a new model, a newly jitted and compiled step) and counts,
+with `perfsuite._counts.measure_counts`, one call of each. Sessions run in a few fresh
+Python processes (`--processes`, each its own hash seed, addresses and import order, as
+`pytest --perf` sessions are; a process starting JAX and torch costs ~20 s on the 2-core VM,
+so each holds `--per-process` sessions). The workloads:
 
 - `loop`: a pure-Python loop (200 calls of a small function);
 - `eqx_step`: an `eqx.filter_jit` training step of a small MLP with optax AdamW, with the
@@ -93,34 +96,43 @@ def torch_step(extra):
     run(); run()
     return run
 
-out = {}
-for name, make in (("loop", loop), ("eqx_step", eqx_step), ("torch_step", torch_step)):
-    for side, extra in (("A", False), ("B", True)):
-        fn = make(extra)
-        fn()
-        c = measure_counts(fn).to_json()
-        out[f"{name}:{side}"] = {"values": c["values"], "unstable": sorted(c["unstable"])}
-print(json.dumps(out))
+sessions = []
+for _ in range(int(sys.argv[1])):
+    out = {}
+    for name, make in (("loop", loop), ("eqx_step", eqx_step), ("torch_step", torch_step)):
+        for side, extra in (("A", False), ("B", True)):
+            fn = make(extra)  # a fresh workload: new model, new jitted step (compiled anew)
+            fn()
+            c = measure_counts(fn).to_json()
+            out[f"{name}:{side}"] = {"values": c["values"], "unstable": sorted(c["unstable"])}
+    sessions.append(out)
+print(json.dumps(sessions))
 """
 
 
-def session(i: int, root: Path) -> dict:
+def process(i: int, root: Path, sessions: int) -> list[dict]:
+    """`sessions` sessions in one fresh process (its own hash seed, as pytest runs get)."""
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'src'}"}
-    env.pop("PYTHONHASHSEED", None)  # every session its own hash seed, as pytest runs get
+    env.pop("PYTHONHASHSEED", None)
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", CHILD, str(sessions)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"session {i} failed:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"process {i} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=5, help="fresh Python processes")
     parser.add_argument(
-        "--sessions", type=int, default=100, help="A/A sessions besides the baseline"
+        "--per-process", type=int, default=21, help="sessions (fresh workloads) per process"
     )
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2, help="processes at once")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
@@ -129,7 +141,8 @@ def main() -> None:
 
     started = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
-        docs = list(pool.map(lambda i: session(i, root), range(args.sessions + 1)))
+        runs = list(pool.map(lambda i: process(i, root, args.per_process), range(args.processes)))
+    docs = [doc for run in runs for doc in run]
     base = docs[0]
     workloads = sorted({k.split(":")[0] for k in base})
     rows = []
@@ -158,7 +171,10 @@ def main() -> None:
                 "plus_one_changes": sorted(deltas),
             }
         )
-    print(f"{len(docs)} sessions in {time.perf_counter() - started:.0f} s\n")
+    print(
+        f"{len(docs)} sessions ({args.processes} processes x {args.per_process}) in "
+        f"{time.perf_counter() - started:.0f} s\n"
+    )
     print("| workload | counters | python_calls | A/A sessions | A/A with a difference | "
           "ungated | +1 call caught | what changed with +1 |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")

@@ -385,6 +385,10 @@ def test_compare_gates_one_extra_call(run_perf, pytester, monkeypatch):
             "*COUNT REGRESSION test_inner.py::test_loop::loop::counts: python_calls 204 vs baseline 202 (+2, exact)*"
         ]
     )
+    result, _ = run_perf("--perf-compare=base", "--perf-fail=900%", "--perf-fail-counts-toolchain")
+    assert result.ret != 0  # same toolchain: the option changes nothing here
+    result = pytester.runpytest("--perf-fail-counts-toolchain")
+    result.stderr.fnmatch_lines(["*--perf-fail-counts-toolchain only make sense with --perf*"])
 
 
 def test_perfsuite_ab_fails_on_one_more_call_even_when_the_times_agree(tmp_path):
@@ -421,3 +425,19 @@ def test_counting_calls_run_with_the_collector_off_and_leave_it_on():
     assert seen
     assert not any(seen)
     assert gc.isenabled()
+
+
+def test_ab_report_lists_count_changes():
+    from perfsuite._ab_report import _count_lines
+
+    base = [_count_gate.count_values(_doc({"a": {"python_calls": 300}}))]
+    head = [_count_gate.count_values(_doc({"a": {"python_calls": 302}}))]
+    doc = {
+        "counts": _count_gate.ab_verdicts(
+            base, head, base_toolchain={}, head_toolchain={}, strict=False
+        )
+    }
+    assert _count_lines(doc) == [
+        "counts: 0 the same, 1 changed",
+        "COUNT REGRESSION t::a::counts: python_calls 302 vs baseline 300 (+2, exact)",
+    ]
