@@ -563,18 +563,24 @@ def check_at_most(counts: Counts, at_most: Mapping[str, int] | None, where: str)
 
 
 def candidate_counts(fn: Callable[[], Any], wait: Callable[[Any], None]) -> Counts | None:
-    """A candidate's counts, taken by the engine after warm-up (None if they cannot be).
+    """A candidate's counts, taken by the engine after warm-up.
 
-    Then one plain call, waited for: the device-work readings cleared JAX's fast-path
-    caches, and the first timed call must not be the one that refills them.
+    The device-work readings leave JAX's fast-path caches cleared: the engine calls every
+    counted candidate once more before its first round (`restore_fast_paths`), so the first
+    timed call is not the one that refills them.
     """
     try:
-        counts = measure_counts(fn, wait=wait)
+        return measure_counts(fn, wait=wait)
     except PerfUsageError as exc:  # e.g. another profiler is active: time it uncounted
         return Counts((), notes=(f"not counted: {exc}",))
-    if "jax" in sys.modules:
+
+
+def restore_fast_paths(calls: list[tuple[Callable[[], Any], Callable[[Any], None]]]) -> None:
+    """One untimed call of each `(fn, wait)`, after all were counted (JAX only)."""
+    if "jax" not in sys.modules:
+        return
+    for fn, wait in calls:
         wait(fn())
-    return counts
 
 
 def count_call(

@@ -284,7 +284,12 @@ class Engine:
         `within_budget`: stop early (between rounds) once the next round would end past the
         budget, so a batch that was predicted to fit cannot overrun it when calls slow down.
         """
-        with self.timed_heap(settle=not any(c.samples for c in candidates)):
+        first = not any(c.samples for c in candidates)
+        if first and any(c.counts is not None for c in candidates):
+            from ._counts import restore_fast_paths
+
+            restore_fast_paths([(c.fn, c.instrument.wait) for c in candidates])
+        with self.timed_heap(settle=first):
             self._rounds(candidates, rounds, within_budget)
 
     @contextlib.contextmanager
