@@ -97,7 +97,8 @@ class Counts(Mapping):
     notes: tuple[str, ...] = ()
 
     @property
-    def values(self) -> dict[str, int]:
+    def first(self) -> dict[str, int]:
+        """The first reading (what `counts[key]` reads; `values()` is the Mapping's)."""
         return dict(self.readings[0]) if self.readings else {}
 
     @property
@@ -114,7 +115,7 @@ class Counts(Mapping):
         return key in self and key not in self.unstable
 
     def __getitem__(self, key: str) -> int:
-        values = self.values
+        values = self.first
         if key not in values:
             raise KeyError(
                 f"no counter {key!r} was measured; measured: {sorted(values)} (each counter "
@@ -123,22 +124,22 @@ class Counts(Mapping):
         return values[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
+        return iter(self.first)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.first)
 
     def __str__(self) -> str:
         unstable = self.unstable
         parts = [
             f"{k} {v:,}" + (f" (non-deterministic: {unstable[k]})" if k in unstable else "")
-            for k, v in self.values.items()
+            for k, v in self.first.items()
         ]
         return ", ".join(parts) or "no counters"
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "values": self.values,
+            "values": self.first,
             "unstable": self.unstable,
             "readings": [dict(r) for r in self.readings],
             "info": dict(self.info),

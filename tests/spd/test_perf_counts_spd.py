@@ -4,8 +4,10 @@
 `(x @ V) @ U`. Per decomposed Linear (`d_in -> d_out`, `C` components, batch `B`) the forward
 costs `2 B C (d_in + d_out)` FLOPs unfused and `2 d_in C d_out + 2 B d_in d_out` fused: fewer
 only when `B` is large enough. resid_mlp1 (1000 -> 50 -> 1000, C = 100) breaks even at
-`B = d_in C d_out / (C (d_in + d_out) - d_in d_out) ~ 91`, so the flag removes FLOPs at its
-config batch (2048) and adds them at batch 64. None of the shipped workloads has an
+`B = d_in C d_out / (C (d_in + d_out) - d_in d_out) ~ 91` counting the forward alone; the
+counts, backward included, read +24.2 MFLOP per step at batch 64 and -83.4 MFLOP at 256
+(break-even ~107; the fixed part, 60.0 MFLOP, is exactly three times the two `V @ U`
+products), so the flag removes FLOPs at the config batch (2048) and adds them at 64. None of the shipped workloads has an
 unmasked loss term: there the flag changes nothing per step (exactly the same FLOPs), which
 these counts make visible. Counts are exact on every machine (no timing), so these run on
 the CPU in `make perf`.
