@@ -242,9 +242,8 @@ class _XlaCost:
     dot_dtypes: collections.Counter
 
 
-_INSTRUCTION = re.compile(
-    r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(\S+?)(?:\[[^\]]*\])?(?:\{[^}]*\})?\s+([\w\-]+)\("
-)
+# `%name = <shape> <opcode>(...)`; a shape may be a tuple with spaces, `(f32[2]{0}, s32[])`.
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.+?)\s+([\w\-]+)\(")
 _DOT = re.compile(r"=\s*(\w+)\[[^\]]*\](?:\{[^}]*\})?\s+(?:dot|convolution)\(")
 
 

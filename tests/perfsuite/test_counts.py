@@ -442,3 +442,23 @@ def test_ab_report_lists_count_changes():
         "counts: 0 the same, 1 changed",
         "COUNT REGRESSION t::a::counts: python_calls 302 vs baseline 300 (+2, exact)",
     ]
+
+
+def test_hlo_stats_count_the_entry_computation_and_fusions():
+    from perfsuite._counts import _hlo_stats
+
+    text = """%fc (x: f32[2]) -> f32[2] {
+  %x = f32[2]{0} parameter(0)
+  ROOT %d = bf16[2,2]{1,0} dot(%x, %x), lhs_contracting_dims={1}
+}
+
+ENTRY %main (p: f32[2]) -> (f32[2], s32[]) {
+  %p = f32[2]{0} parameter(0)
+  %c = s32[] constant(1)
+  %f = f32[2]{0} fusion(%p), kind=kLoop, calls=%fc, metadata={op_name="jit(f)/x"}
+  ROOT %t = (f32[2]{0}, s32[]) tuple(%f, %c)
+}
+"""
+    instructions, fusions, dtypes = _hlo_stats(text)
+    assert (instructions, fusions) == (4, 1)  # the tuple-shaped ROOT counts too
+    assert dtypes == {"bf16": 1}
