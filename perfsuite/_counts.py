@@ -26,7 +26,8 @@ cached executable without any Python, so for the device-work readings the fast-p
 are cleared (`jax._src.pjit._cpp_pjit_cache_*`) and no fast path is set up until the reading
 ends (`pjit._get_fastpath_data` returns None meanwhile): every jitted call then takes the
 Python path, which hits JAX's own compile caches (nothing is traced or compiled; checked,
-and a note says otherwise), and the executable it runs (`ExecuteReplicated`) is seen. The readings that count Python calls are separate, with
+and a note says otherwise), and the executable it runs (`ExecuteReplicated`) is seen. `pmap` has its own C++ dispatch
+and is not seen (its executions count 0). The readings that count Python calls are separate, with
 the fast path as the user has it, so the host cost is counted as paid.
 
 Known inaccuracies (counts are gated as counts, not as truths about the hardware):
