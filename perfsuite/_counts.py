@@ -246,6 +246,12 @@ class _XlaCost:
 # `%name = <shape> <opcode>(...)`; a shape may be a tuple with spaces, `(f32[2]{0}, s32[])`.
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.+?)\s+([\w\-]+)\(")
 _DOT = re.compile(r"=\s*(\w+)\[[^\]]*\](?:\{[^}]*\})?\s+(?:dot|convolution)\(")
+# On GPU a matmul is often a library call: `custom-call(bf16[...] %a, ...),
+# custom_call_target="__cublas$gemm"` (or cuBLASLt, cuDNN convolutions): its first operand's
+# dtype is the matmul's.
+_LIBRARY_MATMUL = re.compile(
+    r"custom-call\((\w+)\[.*custom_call_target=\"[^\"]*(?:gemm|Gemm|matmul|conv)"
+)
 
 
 def _hlo_stats(text: str) -> tuple[int, int, collections.Counter]:
@@ -267,7 +273,7 @@ def _hlo_stats(text: str) -> tuple[int, int, collections.Counter]:
             instructions += 1
         if opcode == "fusion":
             fusions += 1
-        d = _DOT.search(line)
+        d = _DOT.search(line) or _LIBRARY_MATMUL.search(line)
         if d is not None:
             dtypes[d.group(1)] += 1
     return instructions, fusions, dtypes

@@ -462,3 +462,8 @@ ENTRY %main (p: f32[2]) -> (f32[2], s32[]) {
     instructions, fusions, dtypes = _hlo_stats(text)
     assert (instructions, fusions) == (4, 1)  # the tuple-shaped ROOT counts too
     assert dtypes == {"bf16": 1}
+    gemm = (
+        "  %g = (bf16[8,8]{1,0}, s8[64]{0}) custom-call(bf16[8,8]{1,0} %a, bf16[8,8]{1,0} %b), "
+        'custom_call_target="__cublas$gemm"'
+    )
+    assert _hlo_stats(gemm)[2] == {"bf16": 1}
