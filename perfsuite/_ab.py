@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import _ab_runs
+from . import _ab_runs, _count_gate
 from ._ab_config import AbConfig as AbConfig
 from ._ab_report import render_markdown, render_text, write_json_report  # noqa: F401
 from ._ab_runs import (  # noqa: F401  (re-exported)
@@ -252,6 +252,8 @@ def run_ab(
     memory: dict[str, dict[str, list[dict[str, Any]]]] = {"BASE": {}, "HEAD": {}}
     stop_reason = "max-runs"
     looks = _looks(cfg)
+    count_runs: dict[str, list[dict[str, Any]]] = {"BASE": [], "HEAD": []}
+    toolchains: dict[str, dict[str, Any]] = {"BASE": {}, "HEAD": {}}
     with worktrees(repo, revs) as trees, tempfile.TemporaryDirectory() as out:
         if cfg.head is None:
             trees["HEAD"] = repo  # the working tree as it is, uncommitted changes included
@@ -277,6 +279,9 @@ def run_ab(
                         warnings.append(f"{side} run {j + 1}: some tests failed (pytest exit 1).")
                     for sid, reading in getattr(res, "memory", {}).items():
                         memory[side].setdefault(sid, []).append(reading)
+                    # The exact tier: every run's counts, judged after the loop.
+                    count_runs[side].append(res.counts)
+                    toolchains[side] = res.toolchain
                     for sid, (stat, value) in res.stats.items():
                         s = series.setdefault(sid, Series(sid, stat))
                         for lst in (s.base, s.head):
@@ -307,6 +312,12 @@ def run_ab(
                 "BASE and HEAD measured no series in common, so nothing can be compared: "
                 + "; ".join(f"{v.sid} {v.verdict}" for v in verdicts)
             )
+    counts = _count_gate.ab_verdicts(
+        count_runs["BASE"], count_runs["HEAD"], base_toolchain=toolchains["BASE"],
+        head_toolchain=toolchains["HEAD"], strict=cfg.fail_counts_toolchain,
+    )  # fmt: skip
+    for e in counts["entries"]:
+        progress.update(f"perfsuite ab: {_count_gate.message(e)}", final=True)
     progress.update(f"perfsuite ab: stopped ({stop_reason}): {_count(verdicts)}", final=True)
     memory_verdicts = ab_memory(memory["BASE"], memory["HEAD"], cfg.fail_memory)
     code = exit_code(verdicts)
@@ -345,7 +356,8 @@ def run_ab(
             for v, s in zip(verdicts, series.values())
         ],
         "memory": memory_verdicts,
-        "exit_code": code,
+        "counts": counts,
+        "exit_code": EXIT_REGRESSION if counts["failed"] else code,
     }
 
 

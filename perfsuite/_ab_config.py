@@ -36,3 +36,5 @@ class AbConfig:
     jobs: int = 1
     #: `--fail-memory PCT`: allowed growth of an exact source's peak memory (a fraction).
     fail_memory: float = 0.0
+    #: A count increase fails even when the runs' toolchains differ (`--fail-counts-toolchain`).
+    fail_counts_toolchain: bool = False

@@ -62,6 +62,7 @@ def render_text(doc: dict[str, Any]) -> str:
     ]
     lines += memory_lines(doc)
     lines += [f"warning: {w}" for w in doc["warnings"]]
+    lines += _count_lines(doc)
     lines.append(f"verdict: {_OVERALL[doc['exit_code']]}")
     return "\n".join(lines)
 
@@ -92,7 +93,22 @@ def render_markdown(doc: dict[str, Any]) -> str:
     ]
     lines += [f"- {line}" for line in memory_lines(doc)]
     lines += [f"- warning: {w}" for w in doc["warnings"]]
+    lines += [f"- {line}" for line in _count_lines(doc)]
     return "\n".join(lines) + "\n"
+
+
+def _count_lines(doc: dict[str, Any]) -> list[str]:
+    """The exact tier: counts compared exactly (`_count_gate.ab_verdicts`), if any."""
+    from ._count_gate import message
+
+    counts = doc.get("counts") or {}
+    if not counts.get("entries") and not counts.get("same"):
+        return []
+    out = [f"counts: {counts.get('same', 0)} the same, {len(counts['entries'])} changed"]
+    out += [message(e) for e in counts["entries"]]
+    if counts.get("ungated"):
+        out.append(f"counts not gated (non-deterministic): {', '.join(counts['ungated'])}")
+    return out
 
 
 def write_json_report(path: Path, doc: dict[str, Any]) -> None:

@@ -158,6 +158,9 @@ class RunResult:
     stats: dict[str, tuple[str, float]]
     #: Memory readings per memory series (`perfsuite._memory_gate.memory_readings`).
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The run's counts (`_count_gate.count_values`) and the toolchain they depend on.
+    counts: dict[str, Any] = field(default_factory=dict)
+    toolchain: dict[str, Any] = field(default_factory=dict)
 
 
 def _command(cfg: AbConfig, json_path: Path, env: dict[str, str]) -> list[str]:
@@ -183,9 +186,13 @@ def _result(
         doc = load_document(json_path)
     except SchemaError as exc:
         raise AbError(f"{side} run {index + 1} wrote no usable results: {exc}\n{tail}") from None
+    from . import _count_gate
+
     return RunResult(
-        side, index, seconds, returncode, run_statistics(doc, cfg.stat), memory_readings(doc)
-    )
+        side, index, seconds, returncode, run_statistics(doc, cfg.stat),
+        memory=memory_readings(doc), counts=_count_gate.count_values(doc),
+        toolchain=_count_gate.toolchain(doc),
+    )  # fmt: skip
 
 
 def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) -> RunResult:

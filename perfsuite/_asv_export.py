@@ -124,6 +124,13 @@ def benchmarks_from(doc: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict
             # asv's memory benchmarks (`mem_`/`peakmem_`) chart bytes: the call's peak.
             row = {"result": [float(s.entry["peak_bytes"])], "params": []}
             add(s.id, "memory", "bytes", row, code)
+        elif s.kind == "counts":
+            # The exact tier: one `track_` series per deterministic counter, and the
+            # roofline's rates and fractions of peak (see perfsuite._counts_view).
+            from ._counts_view import tracks
+
+            for key, value, unit in tracks(s.entry):
+                add(f"{s.id}::track_{key}", "track", unit, {"result": [value], "params": []}, code)
     return out
 
 

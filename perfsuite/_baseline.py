@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pytest
 
+from . import _count_gate
 from ._ab_runs import run_statistics
 from ._format import fmt_seconds
 from ._memory_gate import apply_memory, gate_errors, memory_readings
@@ -277,6 +278,9 @@ class SavedSession:
     commit: dict[str, Any] | None
     #: Memory readings of each memory series (`perfsuite._memory_gate.memory_readings`).
     memory: dict[str, dict[str, Any]] | None = None
+    #: Counts of each counted series and the toolchain they depend on (`_count_gate`).
+    counts: dict[str, Any] = field(default_factory=dict)
+    toolchain: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, path: Path, doc: dict[str, Any], stat: str) -> SavedSession:
@@ -286,6 +290,8 @@ class SavedSession:
             _rounds(doc),
             doc.get("commit"),
             memory_readings(doc),
+            _count_gate.count_values(doc),
+            _count_gate.toolchain(doc),
         )
 
 
@@ -384,6 +390,8 @@ def apply(session: PerfSession) -> None:
             session.errors.append(_message("REGRESSION", e, cfg))
         if e["verdict"] == "inconclusive" and cfg.fail is not None and cfg.fail_inconclusive:
             session.errors.append(_message("INCONCLUSIVE", e, cfg) + " (--perf-fail-inconclusive)")
+    # The exact tier: counts compared as counts (no band, no interval).
+    _count_gate.apply(session, sessions)
 
 
 def _apply_memory(session: PerfSession, sessions: list[SavedSession]) -> None:
@@ -472,6 +480,7 @@ def summary_lines(session: PerfSession) -> list[tuple[str, dict[str, bool]]]:
                     out.append((f"perf: {text}", {"yellow": True, "bold": True}))
         for text in (b.get("memory") or {}).get("notes", []):
             out.append((f"perf: {text}", {"yellow": True}))
+    out += _count_gate.summary_lines(doc, cfg)
     note = session.save_note
     if note is not None:
         out.append(note)

@@ -212,6 +212,30 @@ class Comparison:
             self._on_verdict,
         )
 
+    # ----------------------------------------------------------------------- counts
+
+    def counts(self, name: str):
+        """The exact counts of one call of candidate `name` (`perfsuite._counts.Counts`)."""
+        cand = self._get(name, "name")
+        if cand.counts is None:
+            raise ValueError(
+                f"candidate {name!r} was not counted: counts are off in these settings "
+                "(`Settings.counts`)."
+            )
+        return cand.counts
+
+    def assert_counts_no_more(self, a: str, *, than: str, keys=None):
+        """Pass only if every deterministic counter of `a` is <= `than`'s (exact, no noise).
+
+        `keys`: the counters to check (default: every counter both measured). A counter
+        that is non-deterministic on either side cannot be checked and fails when named in
+        `keys` (it is skipped, and said so, otherwise).
+        """
+        __tracebackhide__ = True
+        from ._counts import compare_counts
+
+        return compare_counts(self.counts(a), self.counts(than), a=a, b=than, keys=keys)
+
     def _conclude(self, kind: str, r: Ratio, verdict: bool | None, rule: str, *, threshold: float):
         __tracebackhide__ = True
         word = {True: Verdict.PASS, False: Verdict.FAIL, None: Verdict.INCONCLUSIVE}[verdict]

@@ -84,6 +84,8 @@ class Candidate:
     steady_compile: CompileLog = field(default_factory=CompileLog)
     #: Memory one call needs (`perfsuite._memory`): one untimed call after the warm-up.
     memory: MemoryStats | None = None
+    #: Exact counts of one call (`perfsuite._counts`), taken after warm-up; None when off.
+    counts: Any = None
 
     @property
     def iterations(self) -> int:
@@ -133,7 +135,17 @@ class Candidate:
             "tails": self.tails(),
             "samples_s": list(self.samples),
             **({"memory": self.memory.as_dict()} if self.memory is not None else {}),
+            **self._counts_dict(),
         }
+
+    def _counts_dict(self) -> dict[str, Any]:
+        """`counts` and `roofline` (achieved FLOP/s and bytes/s beside the time)."""
+        if self.counts is None:
+            return {}
+        from ._roofline import roofline
+
+        counts = self.counts.to_json()
+        return {"counts": counts, "roofline": roofline(counts, self.per_call_s)}
 
 
 #: Quantiles reported as a candidate's tails (and a training loop's step times).
@@ -265,6 +277,10 @@ class Engine:
             min(s.min_round_calls, math.floor(s.max_round_s / per_call)),
         )
         cand.chunks = max(1, round(calls / cand.group))
+        if s.counts:
+            from ._counts import candidate_counts
+
+            cand.counts = candidate_counts(fn, chosen.wait)
         return cand
 
     def run_rounds(
@@ -275,7 +291,12 @@ class Engine:
         `within_budget`: stop early (between rounds) once the next round would end past the
         budget, so a batch that was predicted to fit cannot overrun it when calls slow down.
         """
-        with self.timed_heap(settle=not any(c.samples for c in candidates)):
+        first = not any(c.samples for c in candidates)
+        if first and any(c.counts is not None for c in candidates):
+            from ._counts import restore_fast_paths
+
+            restore_fast_paths([(c.fn, c.instrument.wait) for c in candidates])
+        with self.timed_heap(settle=first):
             self._rounds(candidates, rounds, within_budget)
 
     @contextlib.contextmanager

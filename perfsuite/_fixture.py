@@ -68,6 +68,10 @@ class Measurement:
         """Memory one call needs (one untimed call after warm-up); None without a source."""
         return self.candidate.memory
 
+    def counts(self):
+        """Exact counts of one call (`perfsuite._counts.Counts`), or None when off."""
+        return self.candidate.counts
+
     def __str__(self) -> str:
         text = f"{self.name}: {self.statistic} {fmt_seconds(self.per_call_s)}/call"
         if self.per is not None:
@@ -244,7 +248,9 @@ class Perf:
         The first step is kept apart (`first_step_s`), then `warmup - 1` more untimed steps,
         then `n` timed steps. `batches` is a sequence (cycled), an iterator, or a function of
         the step index. `max_retraces=0` fails the test if anything compiles during the
-        timed steps. The final state is `StepStats.state`.
+        timed steps. Then, untimed, the steps that count one step's work (`StepStats.counts`,
+        `counted_steps` of them, on the last batch again). The final state is
+        `StepStats.state`.
         """
         __tracebackhide__ = True
         stats, steady = run_steps(
@@ -322,6 +328,24 @@ class Perf:
         self._emit("memory", name, memory=stats.as_dict(), at_most=at_most)
         check_at_most(stats, at_most, name)
         return stats
+
+    def counts(
+        self, fn: Callable[[], Any], *, name: str, at_most: Mapping[str, float] | None = None
+    ):
+        """Count the work of one call of `fn` (untimed, twice; see `perfsuite._counts`).
+
+        Returns the `Counts` (mapping-like: `counts["python_calls"]`). `at_most=
+        {"python_calls": 300, "compilations": 0}` fails the test, with the numbers, when a
+        counter exceeds its limit (or is non-deterministic). The first call of `fn` (its
+        compilation) is made and left out before counting.
+        """
+        __tracebackhide__ = True
+        from ._counts import check_at_most, count_call
+
+        counts = count_call(fn, lock=self._device_lock, before=self._before_round)
+        self._emit("counts", name, counts=counts.to_json(), at_most=dict(at_most or {}))
+        check_at_most(counts, at_most, f"`{name}`")
+        return counts
 
     def record(self, name: str, value: float, unit: str) -> None:
         """Record any other number (a speedup, bytes, compile seconds) for reports and asv."""

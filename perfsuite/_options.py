@@ -101,6 +101,15 @@ def add_options(parser: Parser) -> None:
         "calibrated tolerance (docs/calibration-memory.md). Default: %(default)r",
     )
     group.addoption(
+        "--perf-fail-counts-toolchain",
+        action="store_true",
+        default=False,
+        help="With --perf-compare and --perf-fail: an increase of a deterministic count fails "
+        "even when the toolchain (python, jax/jaxlib, torch, XLA flags) differs from the "
+        "baseline's; without it such changes are reported as 'toolchain changed'. "
+        "Default: %(default)r",
+    )
+    group.addoption(
         "--perf-allow-cross-machine",
         action="store_true",
         default=False,
@@ -145,6 +154,8 @@ class PerfConfig:
     #: `--perf-fail-memory`: allowed growth of peak memory (a fraction), or None (0, and a
     #: memory regression fails the session only with --perf-fail).
     fail_memory: float | None = None
+    #: `--perf-fail-counts-toolchain`: count increases fail across a toolchain change too.
+    fail_counts_toolchain: bool = False
 
     @classmethod
     def from_pytest_config(cls, config: pytest.Config) -> PerfConfig:
@@ -162,6 +173,7 @@ class PerfConfig:
             fail_inconclusive=bool(opt("perf_fail_inconclusive")),
             profile=opt("perf_profile"),
             fail_memory=opt("perf_fail_memory"),
+            fail_counts_toolchain=bool(opt("perf_fail_counts_toolchain")),
         )
         if not cfg.enabled:
             needs = [
@@ -173,6 +185,7 @@ class PerfConfig:
                     ("--perf-json", cfg.json_path),
                     ("--perf-fail-inconclusive", cfg.fail_inconclusive or None),
                     ("--perf-fail-memory", cfg.fail_memory),
+                    ("--perf-fail-counts-toolchain", cfg.fail_counts_toolchain or None),
                 )
                 if value is not None
             ]

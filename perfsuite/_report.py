@@ -177,6 +177,11 @@ def _series_rows(s: Series) -> list[tuple[str, ...]]:
         return out
     if s.kind == "record":
         return [_row(s.id, result=f"{m['value']:.4g} {m['unit']}")]
+    if s.kind == "counts":
+        from ._counts_view import counts_words
+
+        label = "  counts" if m["kind"] != "counts" else s.id
+        return [_row(label, result=counts_words(s.entry))]
     return [_row(s.id, result=f"(kind {s.kind!r}: not shown by this perfsuite)")]
 
 
@@ -379,6 +384,11 @@ def _terminal_cells(s: Series, verbose: bool) -> list[tuple[str, ...]]:
         ]
     if s.kind == "record":
         return [(label, "", "", "", "", "", f"{m['value']:.4g} {m['unit']}")]
+    if s.kind == "counts":
+        from ._counts_view import counts_words
+
+        shown = "  counts" if m["kind"] != "counts" else label
+        return [(shown, "", "", "", "", "", counts_words(s.entry))]
     return [(label, "", "", "", "", "", f"(kind {s.kind!r})")]
 
 

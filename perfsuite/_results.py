@@ -28,8 +28,10 @@ SCHEMA_VERSION = 1
 class Series:
     """One series of a results document, as every reader sees it (`iter_series`).
 
-    `kind` is the measurement's (`measure`, `steps`, `compare`, `scaling`, `record`, or a
-    kind this version does not know); a comparison gives one series per candidate. Timed
+    `kind` is the measurement's (`measure`, `steps`, `compare`, `scaling`, `record`,
+    `counts`, or a kind this version does not know); a comparison gives one series per
+    candidate. A counted candidate (or steps) is followed by a `counts` series,
+    `<its id>::counts`, whose `entry` holds `counts` (`Counts.to_json`) and `roofline`. Timed
     series (`timed`) carry `samples`: seconds per call per round (per step for `steps`),
     the numbers baselines, `perfsuite ab` and asv compare. `entry` is the part of the
     measurement the series was read from (the candidate, the steps, the fit, the record),
@@ -63,6 +65,34 @@ def measurement_series(m: dict[str, Any]) -> list[Series]:
     def make(sid, name, unit, samples, entry, iterations=None):
         return Series(sid, test, name, kind, unit, tuple(samples), entry, m, iterations)
 
+    if kind in ("measure", "steps", "compare"):
+        return _with_counts(_timed_series(m, kind, test, name, make), make)
+    if kind == "counts":
+        # `perf.counts`: exact counts of one call, no time.
+        return [make(m["id"], name, "count", (), m)]
+    if kind == "memory":
+        # `perf.memory`: one call's peak, no time.
+        return [make(m["id"], name, "bytes", (m["memory"]["peak_bytes"],), m["memory"])]
+    if kind == "scaling":
+        return [make(m["id"], name, "s", (), m["scaling"])]
+    if kind == "record":
+        return [make(m["id"], name, m.get("unit") or "", (), m)]
+    return [make(m["id"], name, "", (), m)]  # a kind from a newer perfsuite
+
+
+def _with_counts(timed: list[Series], make: Any) -> list[Series]:
+    """Each timed series, followed by its candidate's counts (kind `counts`, id
+    `<series id>::counts`) where the candidate was counted: the exact tier."""
+    out: list[Series] = []
+    for s in timed:
+        out.append(s)
+        if isinstance(s.entry.get("counts"), dict):
+            c = make(f"{s.id}::counts", s.name, "count", (), s.entry)
+            out.append(Series(c.id, c.test, c.name, "counts", c.unit, (), s.entry, s.measurement))
+    return out
+
+
+def _timed_series(m: dict[str, Any], kind: str, test: str, name: str, make: Any) -> list[Series]:
     if kind == "measure":
         c = m["candidate"]
         return [
@@ -81,13 +111,7 @@ def measurement_series(m: dict[str, Any]) -> list[Series]:
             out.append(make(sid, c["name"], "s", c["samples_s"], c, c.get("iterations_per_round")))
             out.extend(_memory_series(m, sid, c["name"], c))
         return out
-    if kind == "memory":
-        return [make(m["id"], name, "bytes", (m["memory"]["peak_bytes"],), m["memory"])]
-    if kind == "scaling":
-        return [make(m["id"], name, "s", (), m["scaling"])]
-    if kind == "record":
-        return [make(m["id"], name, m.get("unit") or "", (), m)]
-    return [make(m["id"], name, "", (), m)]  # a kind from a newer perfsuite
+    raise AssertionError(kind)
 
 
 #: What a timed series' memory series adds to its id (`<series id>::memory`).
@@ -327,6 +351,8 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("candidate.first_call_s", "num?", False),
         ("candidate.retraces", "int", False),
         ("candidate.iterations_per_round", "int?", False),
+        ("candidate.counts", "dict", False),
+        ("candidate.counts.values", "dict", False),
         ("per_unit_s", "num?", False),
         ("unit", "str?", False),
     ],
@@ -340,6 +366,8 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("steps.stats.rounds", "int", True),
         ("steps.first_step_s", "num?", True),
         ("steps.retraces", "int", True),
+        ("steps.counts", "dict", False),
+        ("steps.counts.values", "dict", False),
     ],
     "compare": [
         ("comparison", "dict", True),
@@ -364,6 +392,7 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
     ],
     "record": [("value", "num", True), ("unit", "str", True)],
     "memory": [("memory", "dict", True)],
+    "counts": [("counts", "dict", True), ("counts.values", "dict", True)],
 }
 
 #: A `MemoryStats` dict (`perfsuite._memory`), wherever an entry carries `memory`.
@@ -385,6 +414,8 @@ _CANDIDATE_KEYS = [
     ("first_call_s", "num?", False),
     ("retraces", "int", False),
     ("iterations_per_round", "int?", False),
+    ("counts", "dict", False),
+    ("counts.values", "dict", False),
 ]
 
 _VERDICT_KEYS = [

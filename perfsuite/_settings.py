@@ -62,6 +62,10 @@ class Settings:
     #: test process on a 2-core runner) lands on whichever candidate happens to cross the
     #: threshold, and side-by-side candidates trade those pauses at random.
     freeze_heap: bool = True
+    #: Count every candidate's work in untimed calls after warm-up (`perfsuite._counts`):
+    #: four calls (two with JAX/torch absent), and with JAX one more of each candidate
+    #: before the first round (the counting cleared JAX's fast-path caches).
+    counts: bool = True
 
     def __post_init__(self) -> None:
         check_statistic(self.statistic)

@@ -36,6 +36,11 @@ class StepStats:
     state: Any = None
     #: Peak memory over the timed steps (counters read before and after them), or None.
     memory: MemoryStats | None = None
+    #: Exact counts of one step (`perfsuite._counts`), taken after the timed steps.
+    counts: Any = None
+    #: Untimed steps run after the timed ones to count them (on the last batch again);
+    #: `state` is the state after them (the earlier states were donated).
+    counted_steps: int = 0
 
     @property
     def median_s(self) -> float:
@@ -90,7 +95,16 @@ class StepStats:
             "tails": self.tails,
             "samples_s": list(self.times_s),
             **({"memory": self.memory.as_dict()} if self.memory is not None else {}),
+            **self._counts_dict(),
         }
+
+    def _counts_dict(self) -> dict[str, Any]:
+        if self.counts is None:
+            return {}
+        from ._roofline import roofline
+
+        counts = self.counts.to_json()
+        return {"counts": counts, "roofline": roofline(counts, self.mean_s)}
 
 
 def _batch_source(batches: Iterable[Any] | Callable[[int], Any], needed: int):
@@ -177,6 +191,21 @@ def run_steps(
                     inst.wait(state)
                     times.append(time.perf_counter() - start)
                 steady.merge(log)
+        counts, counted = None, 0
+        if engine.settings.counts:
+            # Counted after the timed steps, on the last batch again (the batch source may
+            # hold only `warmup + n`), each step consuming the state the previous returned.
+            from ._counts import candidate_counts
+
+            holder = [state, 0]
+
+            def one_step():
+                holder[0] = step(holder[0], batch)
+                holder[1] += 1
+                return holder[0]
+
+            counts = candidate_counts(one_step, inst.wait)
+            state, counted = holder
     stats = StepStats(
         name=name,
         times_s=tuple(times),
@@ -187,6 +216,8 @@ def run_steps(
         instrument=inst.name,
         state=state,
         memory=watch.stats,
+        counts=counts,
+        counted_steps=counted,
     )
     return stats, steady
 

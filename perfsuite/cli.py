@@ -148,6 +148,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run N pairs at once, each pinned to its own CPU from its start (at most the "
         "number of CPUs; not with --sequential or --no-pin). Default: %(default)r",
     )
+    ab.add_argument(
+        "--fail-counts-toolchain",
+        action="store_true",
+        help="an increase of a deterministic count is a regression even when BASE's and "
+        "HEAD's toolchains (python, jax/jaxlib, torch, XLA flags) differ; otherwise such "
+        "changes are labelled 'toolchain changed'",
+    )
     ab.add_argument("--quiet", action="store_true", help="no progress display")
     ab.add_argument(
         "--profile",
@@ -413,6 +420,7 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         sequential=args.sequential,
         jobs=args.jobs,
         fail_memory=args.fail_memory,
+        fail_counts_toolchain=args.fail_counts_toolchain,
     )
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:

@@ -118,8 +118,9 @@ def test_x(perf):
     m = perf.measure(work(5_000), name="loop", per=5_000, unit="iter")
     assert m.per_unit_s == pytest.approx(m.per_call_s / 5_000)
     st = perf.steps(lambda state, b: state + b, 0, [1, 2], n=7, warmup=3, name="adder")
-    # batches cycle 1, 2, 1 (first step + 2 warm-up) then 2, 1, 2, 1, 2, 1, 2 (timed)
-    assert len(st.times_s) == 7 and st.state == 15
+    # batches cycle 1, 2, 1 (first step + 2 warm-up) then 2, 1, 2, 1, 2, 1, 2 (timed),
+    # then the last batch (2) again in each untimed step that counted a step's work
+    assert len(st.times_s) == 7 and st.state == 15 + 2 * st.counted_steps
     fit = perf.assert_scaling(lambda n: work(n * 2_000), [1, 2, 4, 8], law="linear", per=lambda n: n * 2_000, unit="iter")
     assert fit.expected == pytest.approx(1.0)
     perf.record("speedup", 3.5, "x")

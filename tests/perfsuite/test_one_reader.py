@@ -31,6 +31,7 @@ def test_all(perf):
     )
     perf.record("speedup", 3.5, "x")
     perf.memory(lambda: bytearray(32 * 2**20), name="buffer")
+    perf.counts(work(100), name="counted")
 """
 
 
@@ -53,31 +54,42 @@ TIMED = {
 def test_every_reader_sees_the_same_series(document, tmp_path):
     validate_document(document)
     all_series = list(iter_series(document))
-    # Every timed series has a memory series beside it (host RSS exists on Linux), and
-    # `perf.memory` is one more.
+    # Every timed series is followed by its candidate's counts (the exact tier) and its
+    # memory (host RSS exists on Linux); `perf.memory` and `perf.counts` are one more each.
     assert [s.kind for s in all_series] == [
         "measure",
+        "counts",
         "memory",
         "compare",
+        "counts",
         "memory",
         "compare",
+        "counts",
         "memory",
         "steps",
+        "counts",
         "memory",
         "scaling",
         "record",
         "memory",
+        "counts",
     ]
     memory = {s.id for s in all_series if s.kind == "memory"}
     assert memory == {sid + MEMORY_SUFFIX for sid in TIMED} | {"test_inner.py::test_all::buffer"}
     assert all(s.unit == "bytes" and len(s.samples) == 1 for s in all_series if s.kind == "memory")
+    counted = {s.id for s in all_series if s.kind == "counts"}
+    assert counted == {f"{sid}::counts" for sid in TIMED} | {"test_inner.py::test_all::counted"}
     assert {s.id for s in all_series if s.timed} == TIMED
     assert set(series(document)) == TIMED
     assert set(_ab_runs.run_statistics(document, None)) == TIMED
     assert set(memory_readings(document)) == memory
     asv = _asv_export.benchmarks_from(document)
     every = TIMED | {"test_inner.py::test_all::loop", "test_inner.py::test_all::speedup"}
-    assert set(asv) == {_asv_export.asv_name(sid) for sid in every | memory}
+    tracks = {_asv_export.asv_name(f"{sid}::track_python_calls") for sid in counted}
+    assert {_asv_export.asv_name(sid) for sid in every | memory} | tracks <= set(asv)
+    assert {n for n in asv if "track_" not in n} == {
+        _asv_export.asv_name(sid) for sid in every | memory
+    }
     assert {asv[_asv_export.asv_name(sid)][0]["type"] for sid in memory} == {"memory"}
     assert {asv[_asv_export.asv_name(sid)][0]["unit"] for sid in memory} == {"bytes"}
     buffer = asv[_asv_export.asv_name("test_inner.py::test_all::buffer")][1]["result"][0]
@@ -86,6 +98,8 @@ def test_every_reader_sees_the_same_series(document, tmp_path):
     assert TIMED <= set(labels)
     assert "test_inner.py::test_all::speedup" in labels
     assert "test_inner.py::test_all::buffer" in labels
+    assert "test_inner.py::test_all::counted" in labels
+    assert labels.count("  counts") == 4
     # The memory column: every timed row and `perf.memory`'s row carry a peak.
     column = _report.HEADER.index("memory")
     by_label = {row[0]: row for row in _report.rows(document["measurements"])}
