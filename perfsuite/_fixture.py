@@ -68,6 +68,7 @@ class Measurement:
         """Memory one call needs (one untimed call after warm-up); None without a source."""
         return self.candidate.memory
 
+    @property
     def counts(self):
         """Exact counts of one call (`perfsuite._counts.Counts`), or None when off."""
         return self.candidate.counts
