@@ -402,7 +402,9 @@ def test_perfsuite_ab_fails_on_one_more_call_even_when_the_times_agree(tmp_path)
     def runner(cfg, side, index, tree, out):
         calls = 301 if side == "HEAD" else 300
         counts = {"t.py::test::x::counts": {"values": {"python_calls": calls}, "unstable": []}}
-        return _ab.RunResult(side, index, 0.01, 0, {"t.py::test::x": ("median", 1e-3)}, counts)
+        return _ab.RunResult(
+            side, index, 0.01, 0, {"t.py::test::x": ("median", 1e-3)}, counts=counts
+        )
 
     cfg = _ab.AbConfig(
         base="HEAD~1", head="HEAD", pytest_args=(), fail=FailExpr("median", 0.05), repo=repo,
