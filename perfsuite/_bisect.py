@@ -300,27 +300,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, types: dict[str, Any]) -> 
 
 
 def config(args: argparse.Namespace, pytest_args: list[str], base: str, head: str) -> AbConfig:
-    from ._values import FailExpr
-
-    if args.max_runs < args.min_runs:
-        raise AbError(
-            f"`--max-runs` ({args.max_runs}) must be at least `--min-runs` ({args.min_runs})."
-        )
-    fail, explicit = args.fail or (FailExpr("median", 0.05), False)
-    return AbConfig(
-        base=base,
-        head=head,
-        pytest_args=tuple(pytest_args),
-        fail=fail,
-        stat=fail.stat if explicit else None,
-        min_runs=args.min_runs,
-        max_runs=args.max_runs,
-        budget_s=args.budget,
-        level=args.level,
-        test=args.test,
-        repo=args.repo,
-        sequential=args.sequential,
-    )
+    return AbConfig.from_args(args, pytest_args, base=base, head=head)
 
 
 def run_bisect(

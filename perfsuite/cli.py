@@ -391,37 +391,10 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
     from . import _ab as ab
     from ._results import write_atomic
 
-    if args.max_runs < args.min_runs:
-        return _error(
-            f"`--max-runs` ({args.max_runs}) must be at least `--min-runs` ({args.min_runs})."
-        )
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if args.jobs > 1 and (args.sequential or args.no_pin or args.jobs > cpus):
-        return _error(
-            f"`--jobs` {args.jobs}: pairs run at once need a CPU each and pinning, so it must "
-            f"be at most the {cpus} CPU(s) this process may use, without `--sequential` or "
-            "`--no-pin`."
-        )
-    fail, explicit = args.fail or (FailExpr("median", 0.05), False)
-    stat = fail.stat if explicit else None
-    cfg = ab.AbConfig(
-        base=args.base,
-        head=args.head,
-        pytest_args=tuple(pytest_args),
-        fail=fail,
-        stat=stat,
-        min_runs=args.min_runs,
-        max_runs=args.max_runs,
-        budget_s=args.budget,
-        level=args.level,
-        test=args.test,
-        repo=args.repo,
-        pin=not args.no_pin,
-        sequential=args.sequential,
-        jobs=args.jobs,
-        fail_memory=args.fail_memory,
-        fail_counts_toolchain=args.fail_counts_toolchain,
-    )
+    try:
+        cfg = ab.AbConfig.from_args(args, pytest_args, base=args.base, head=args.head)
+    except ab.AbError as exc:
+        return _error(str(exc))
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:
         with _terminate_as_interrupt():
