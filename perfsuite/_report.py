@@ -478,7 +478,24 @@ def text_report(doc: dict[str, Any], *, plots: dict[str, list[Any]] | None = Non
     failures = _failures(doc)
     if failures:
         lines += ["", *failures]
+    lines += _profile_text_lines(doc)
     return "\n".join(lines)
+
+
+def _profile_text_lines(doc: dict[str, Any]) -> list[str]:
+    """Each comparison's profiles in plain text: the diffs' files with their top lines."""
+    from ._results import iter_profiles
+
+    out: list[str] = []
+    for p in iter_profiles(doc):
+        sides = f"{p.a} against {p.b}" if p.b is not None else f"{p.a} alone"
+        out += ["", f"profiles: {p.measurement} ({sides})"]
+        for kind, diff in p.diffs.items():
+            out.append(f"  {kind} diff: {diff}")
+            out += [f"    {line}" for line in p.top.get(kind, [])]
+        for kind, files in p.artifacts.items():
+            out.append(f"  {kind}: " + ", ".join(files))
+    return out
 
 
 def markdown_report(

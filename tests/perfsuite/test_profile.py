@@ -103,7 +103,7 @@ def test_bad_profile_values_name_the_rule(pytester) -> None:
 
 
 def test_markdown_report_links_the_profiles(pytester, run_perf) -> None:
-    from perfsuite._report import markdown_report
+    from perfsuite._report import markdown_report, text_report
 
     pytester.makepyfile(test_slow=SLOW_HELPER_TEST.format(marker=""))
     _, doc = run_perf()
@@ -111,6 +111,11 @@ def test_markdown_report_links_the_profiles(pytester, run_perf) -> None:
     assert "#### Profiles: `test_slow.py::test_claim::slow+fast` (slow against fast)" in md
     assert "deliberately_slow" in md.split("#### Profiles")[1].splitlines()[3]
     assert "(.perf/profiles/test_slow.py_test_claim/diff-slow-vs-fast.host.txt)" in md
+    # and the plain-text report lists them too, with the top of the diff
+    text = text_report(doc)
+    tail = text.split("profiles: test_slow.py::test_claim::slow+fast (slow against fast)")[1]
+    assert "diff-slow-vs-fast.host.txt" in tail.splitlines()[1]
+    assert "deliberately_slow" in tail.splitlines()[2]
 
 
 # --------------------------------------------------------------------------- units
