@@ -299,14 +299,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, types: dict[str, Any]) -> 
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
-def config(args: argparse.Namespace, pytest_args: list[str], base: str, head: str) -> AbConfig:
-    return AbConfig.from_args(args, pytest_args, base=base, head=head)
-
-
 def run_bisect(
     args: argparse.Namespace, pytest_args: list[str], emit: Callable[[str], None]
 ) -> int:
-    cfg = config(args, pytest_args, args.good, args.bad)
+    cfg = AbConfig.from_args(args, pytest_args, base=args.good, head=args.bad)
     out = bisect(cfg, args.good, args.bad, progress=Progress(None if args.quiet else _stderr()))
     emit(render(out))
     return out.exit_code
@@ -317,7 +313,7 @@ def run_verdict(
 ) -> int:
     """`ab-verdict GOOD`: the checked-out commit against GOOD, in `git bisect run`'s codes."""
     try:
-        cfg = config(args, pytest_args, args.good, "HEAD")
+        cfg = AbConfig.from_args(args, pytest_args, base=args.good, head="HEAD")
         repo = Path(_git(cfg.repo, "rev-parse", "--show-toplevel"))
         good = resolve_commit(repo, args.good, "GOOD")
         head = resolve_commit(repo, "HEAD", "HEAD")
