@@ -16,7 +16,10 @@ The counters (each only where its framework is loaded; `COUNTERS` says what each
   `perfsuite._compile`) during the call; `torch_compiles` the graphs `torch.compile` made.
 - `xla_flops`, `xla_bytes_accessed`, `xla_transcendentals`: XLA's `cost_analysis()` of the
   executables the call ran, summed over executions; `hlo_instructions` (in the entry
-  computations: about the kernels launched) and `hlo_fusions`.
+  computations: about the kernels launched) and `hlo_fusions`. `matmul_flops`: the FLOPs of the
+  matrix products in the executed HLO, read off each `dot` and each cuBLAS/cuBLASLt gemm call
+  (2 x output elements x contracted size), because XLA's GPU cost model counts a library gemm
+  as about 0 FLOPs (jax-ml/jax#22249); the roofline takes the larger of the two.
 - `torch_flops` (`torch.utils.flop_counter.FlopCounterMode`), `aten_ops` (aten overloads
   dispatched, a `TorchDispatchMode`), `cuda_kernels` (kernels the profiler saw launched, only
   with CUDA).
@@ -69,6 +72,7 @@ COUNTERS: dict[str, str] = {
     "xla_flops": "FLOPs by XLA's cost model",
     "xla_bytes_accessed": "bytes accessed by XLA's cost model",
     "xla_transcendentals": "transcendental ops by XLA's cost model",
+    "matmul_flops": "FLOPs of the matrix products in the executed HLO (2 x out x contracted)",
     "hlo_instructions": "HLO instructions in the executed entry computations",
     "hlo_fusions": "fusions in the executed HLO modules",
     "xla_executions": "XLA executables run",
@@ -241,6 +245,8 @@ class _XlaCost:
     instructions: int
     fusions: int
     dot_dtypes: collections.Counter
+    matmul_flops: int = 0
+    tf32_eligible: bool = False
 
 
 # `%name = <shape> <opcode>(...)`; a shape may be a tuple with spaces, `(f32[2]{0}, s32[])`.
@@ -252,12 +258,74 @@ _DOT = re.compile(r"=\s*(\w+)\[[^\]]*\](?:\{[^}]*\})?\s+(?:dot|convolution)\(")
 _LIBRARY_MATMUL = re.compile(
     r"custom-call\((\w+)\[.*custom_call_target=\"[^\"]*(?:gemm|Gemm|matmul|conv)"
 )
+_SHAPE = re.compile(r"(\w+)\[([\d,]*)\]")
+_DOT_CONTRACTING = re.compile(r"lhs_contracting_dims=\{([\d,]*)\}")
+# A library gemm's dimension numbers are in its backend_config (JSON):
+# `"lhs_contracting_dimensions":["1"]`.
+_GEMM_CONTRACTING = re.compile(r'"lhs_contracting_dimensions":\[([^\]]*)\]')
+_LIBRARY_GEMM = re.compile(r'custom_call_target="[^"]*(?:gemm|Gemm|matmul)[^"]*"')
+# Operand precision of a dot (`operand_precision={highest,highest}`) or a library gemm
+# (`"operand_precision":["HIGHEST","HIGHEST"]`): only DEFAULT/HIGH may run f32 on TF32.
+_HIGHEST = re.compile(r"operand_precision[^\w]*\W*highest", re.IGNORECASE)
 
 
-def _hlo_stats(text: str) -> tuple[int, int, collections.Counter]:
-    """Instructions of the entry computation, fusions of the module, dtypes of its dots."""
-    instructions = fusions = 0
+def _dims(text: str) -> list[int]:
+    return [int(d) for d in re.findall(r"\d+", text)]
+
+
+_NAME = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=")
+_OPERAND = re.compile(r"\s*(?:(\w+\[[\d,]*\])\S*\s+)?%?([\w.\-]+)")
+
+
+def _matmul_flops(line: str, opcode: str, shapes: Mapping[str, str]) -> int:
+    """FLOPs of one matrix product in HLO text: 2 x output elements x contracted size.
+
+    Read from the instruction itself, so it holds whatever XLA's cost model does with the
+    op: XLA's GPU cost analysis counts a cuBLAS/cuBLASLt custom call as (nearly) 0 FLOPs
+    (jax-ml/jax#22249), which made an 8192^3 bf16 matmul read 0 FLOPs on the H200.
+    Convolutions and other library calls are not counted here (0). An operand printed
+    without its shape (`dot(%p0, %p1)`) is looked up in `shapes` (instruction name -> shape).
+    """
+    rhs = line.split("=", 1)[1] if "=" in line else line
+    head, _, operands = rhs.partition(f"{opcode}(")
+    out = _SHAPE.search(head)
+    first = _OPERAND.match(operands)
+    if out is None or first is None:
+        return 0
+    lhs = _SHAPE.search(first.group(1) or shapes.get(first.group(2), ""))
+    if lhs is None:
+        return 0
+    if opcode == "dot":
+        contracting = _DOT_CONTRACTING.search(line)
+    elif _LIBRARY_GEMM.search(line):
+        contracting = _GEMM_CONTRACTING.search(line)
+    else:
+        return 0
+    if contracting is None:
+        return 0
+    lhs_dims = _dims(lhs.group(2))
+    k = 1
+    for d in _dims(contracting.group(1)):
+        if d >= len(lhs_dims):
+            return 0
+        k *= lhs_dims[d]
+    n = 1
+    for d in _dims(out.group(2)):
+        n *= d
+    return 2 * n * k
+
+
+def _hlo_stats(text: str) -> tuple[int, int, collections.Counter, int, bool]:
+    """Instructions of the entry computation, fusions of the module, dtypes of its dots,
+    the FLOPs of its matrix products, and whether an f32 one may run on TF32.
+
+    A computation's dots are counted once each, as written (a `while` body once, as XLA's
+    cost model does).
+    """
+    instructions = fusions = flops = 0
+    tf32 = False
     dtypes: collections.Counter = collections.Counter()
+    shapes: dict[str, str] = {}  # instruction names are unique in an HLO module
     in_entry = False
     for line in text.splitlines():
         if line.startswith("ENTRY "):
@@ -269,6 +337,9 @@ def _hlo_stats(text: str) -> tuple[int, int, collections.Counter]:
         if m is None:
             continue
         opcode = m.group(2)
+        name = _NAME.match(line)
+        if name is not None:
+            shapes[name.group(1)] = m.group(1)
         if in_entry:
             instructions += 1
         if opcode == "fusion":
@@ -276,7 +347,12 @@ def _hlo_stats(text: str) -> tuple[int, int, collections.Counter]:
         d = _DOT.search(line) or _LIBRARY_MATMUL.search(line)
         if d is not None:
             dtypes[d.group(1)] += 1
-    return instructions, fusions, dtypes
+        if opcode in ("dot", "custom-call"):
+            f = _matmul_flops(line, opcode, shapes)
+            flops += f
+            if f and d is not None and d.group(1) == "f32" and not _HIGHEST.search(line):
+                tf32 = True
+    return instructions, fusions, dtypes, flops, tf32
 
 
 def _xla_cost(executable: Any) -> _XlaCost:
@@ -289,12 +365,14 @@ def _xla_cost(executable: Any) -> _XlaCost:
             k: sum(float(c.get(k, 0)) for c in cost)
             for k in ("flops", "bytes accessed", "transcendentals")
         }
-    instructions = fusions = 0
+    instructions = fusions = matmul = 0
+    tf32 = False
     dtypes: collections.Counter = collections.Counter()
     try:
         for module in executable.hlo_modules():
-            i, f, d = _hlo_stats(module.to_string())
-            instructions, fusions = instructions + i, fusions + f
+            i, f, d, mf, t = _hlo_stats(module.to_string())
+            instructions, fusions, matmul = instructions + i, fusions + f, matmul + mf
+            tf32 = tf32 or t
             dtypes.update(d)
     except Exception:
         pass
@@ -305,6 +383,8 @@ def _xla_cost(executable: Any) -> _XlaCost:
         instructions,
         fusions,
         dtypes,
+        matmul,
+        tf32,
     )
 
 
@@ -399,6 +479,11 @@ def _torch_work() -> Iterator[dict[str, Any] | None]:
         torch.cuda.synchronize()
     out["torch_flops"] = int(flops.get_total_flops())
     out["aten_ops"] = aten.ops
+    # f32 matmuls may run on TF32 tensor cores when the user allowed it (torch's default is
+    # "highest": true f32).
+    out["tf32"] = torch.get_float32_matmul_precision() != "highest" or bool(
+        getattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    )
     if profiler is not None:
         out["cuda_kernels"] = sum(
             1
@@ -478,7 +563,10 @@ def _work_reading(
             total["xla_transcendentals"] += c.transcendentals
             total["hlo_instructions"] += c.instructions
             total["hlo_fusions"] += c.fusions
+            total["matmul_flops"] += c.matmul_flops
             dtypes.update(c.dot_dtypes)
+            if c.tf32_eligible:
+                info["f32_matmul_precision"] = "default"
         reading.update(total)
         reading["xla_executions"] = len(executed)
         if dtypes:
@@ -496,6 +584,8 @@ def _work_reading(
             reading["aten_ops"] = torch_out["aten_ops"]
             if torch_out["dtypes"]:
                 info.setdefault("matmul_dtype", torch_out["dtypes"].most_common(1)[0][0])
+            if torch_out.get("tf32"):
+                info.setdefault("f32_matmul_precision", "default")
         if "cuda_kernels" in torch_out:
             reading["cuda_kernels"] = torch_out["cuda_kernels"]
     return reading

@@ -25,8 +25,12 @@ numbers "with sparsity", twice the dense ones: the table halves those), as read 
 What the fractions mean: FLOPs and bytes are the counters' (XLA's cost model, torch's
 FLOP formulas; see `perfsuite._counts` for their known inaccuracies), so MFU is "model
 FLOPs" over time. FP32 matmuls are judged against the FP32 (CUDA-core) peak: where TF32 is
-on (JAX's default precision on Ampere and later, `torch.backends.cuda.matmul.allow_tf32`)
-they can read above 100%. TPUs publish no FP32 peak: FP32 there gets rates only.
+on (JAX's default precision on Ampere and later, `torch.set_float32_matmul_precision("high")`)
+an f32 matmul at default precision is judged against the TF32 peak instead (the counts'
+`info.f32_matmul_precision`): against FP32 it read 154% on the H200. TPUs publish no FP32
+peak: FP32 there gets rates only. The FLOPs are the larger of the framework's count and
+`matmul_flops` (perfsuite's own count of the executed matrix products), because XLA's GPU
+cost model counts cuBLAS gemm calls as about 0 FLOPs (`flops_source` says which).
 """
 
 from __future__ import annotations
@@ -125,20 +129,35 @@ def roofline(counts: dict[str, Any], per_call_s: float | None) -> dict[str, Any]
     if framework is None or not per_call_s or per_call_s <= 0:
         return None
     flops = values.get("xla_flops", values.get("torch_flops"))
+    flops_source = "xla_flops" if "xla_flops" in values else "torch_flops"
+    # XLA's GPU cost model counts a cuBLAS gemm as ~0 FLOPs; perfsuite's own count of the
+    # matrix products in the executed HLO is then the larger, truer number.
+    if values.get("matmul_flops", 0) > (flops or 0):
+        flops, flops_source = values["matmul_flops"], "matmul_flops"
     nbytes = values.get("xla_bytes_accessed")
     out: dict[str, Any] = {
         "flops_per_call": flops,
+        "flops_source": flops_source,
         "bytes_per_call": nbytes,
         "per_call_s": per_call_s,
         "flops_per_s": None if flops is None else flops / per_call_s,
         "bytes_per_s": None if nbytes is None else nbytes / per_call_s,
         "arithmetic_intensity": flops / nbytes if flops is not None and nbytes else None,
     }
-    if any(k in unstable for k in ("xla_flops", "torch_flops", "xla_bytes_accessed")):
+    if any(
+        k in unstable for k in ("xla_flops", "torch_flops", "matmul_flops", "xla_bytes_accessed")
+    ):
         out["note"] = "FLOPs or bytes differed between readings: rates from the first reading"
     device = current_device(framework)
     key = peak_key(device)
-    dtype = _DTYPES.get(str(counts.get("info", {}).get("matmul_dtype", "f32")).lower(), "f32")
+    info = counts.get("info", {})
+    dtype = _DTYPES.get(str(info.get("matmul_dtype", "f32")).lower(), "f32")
+    # f32 matmuls at default precision run on TF32 tensor cores where the device has them
+    # (JAX's default on Ampere and later; torch when `set_float32_matmul_precision` allows):
+    # judged against the TF32 peak, else MFU reads above 100%.
+    if dtype == "f32" and info.get("f32_matmul_precision") == "default":
+        if key is not None and "tf32" in PEAKS[key][0]:
+            dtype = "tf32"
     out.update(device=device, dtype=dtype)
     if key is None:
         where = device or "the CPU"

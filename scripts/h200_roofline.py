@@ -88,7 +88,14 @@ def matmul(settings: Settings, n: int) -> None:
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.bfloat16)
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.bfloat16)
     f = jax.jit(lambda a, b: a @ b)
+    # The matmul's HLO as XLA:GPU compiled it (a cuBLAS call or a dot fusion): the line
+    # perfsuite's `matmul_flops` reads, printed so a test can hold its exact shape.
+    for line in f.lower(a, b).compile().as_text().splitlines():
+        if "custom-call(" in line or " dot(" in line:
+            print("HLO:", line.strip()[:900], file=sys.stderr)
     measure(f"jax matmul {n}^3 bf16", lambda: f(a, b), settings, {"expect": "~790 TFLOP/s"})
+    a32, b32 = a.astype(jnp.float32), b.astype(jnp.float32)
+    measure(f"jax matmul {n}^3 f32 (default precision: TF32)", lambda: f(a32, b32), settings)
 
 
 @section("copy")

@@ -157,6 +157,34 @@ def test_roofline_on_a_known_device_and_an_unknown_one(monkeypatch):
     assert _roofline.roofline({"values": {"python_calls": 3}}, 1e-3) is None
 
 
+def test_roofline_takes_perfsuites_matmul_count_where_xla_reads_a_gemm_as_nothing(monkeypatch):
+    # The H200 defect: an 8192^3 bf16 matmul, XLA's cost model 0 FLOPs, 1.756 ms a call.
+    counts = {
+        "values": {"xla_flops": 0, "matmul_flops": 2 * 8192**3, "xla_bytes_accessed": 0},
+        "info": {"matmul_dtype": "bf16"},
+    }
+    monkeypatch.setattr(_roofline, "current_device", lambda framework: "NVIDIA H200")
+    r = _roofline.roofline(counts, 1.756e-3)
+    assert r["flops_source"] == "matmul_flops"
+    assert r["flops_per_s"] == pytest.approx(2 * 8192**3 / 1.756e-3)
+    assert 0.5 < r["mfu"] < 1.0
+    # Where XLA counts more (elementwise work besides the matmuls), XLA's number stands.
+    counts["values"]["xla_flops"] = 3 * 8192**3
+    assert _roofline.roofline(counts, 1.756e-3)["flops_source"] == "xla_flops"
+
+
+def test_roofline_judges_default_precision_f32_against_the_tf32_peak(monkeypatch):
+    counts = {"values": {"xla_flops": 10**12}, "info": {"matmul_dtype": "f32"}}
+    monkeypatch.setattr(_roofline, "current_device", lambda framework: "NVIDIA H200")
+    assert _roofline.roofline(counts, 1.0)["peak_flops_per_s"] == pytest.approx(66.9e12)
+    counts["info"]["f32_matmul_precision"] = "default"
+    r = _roofline.roofline(counts, 1.0)
+    assert (r["dtype"], r["peak_flops_per_s"]) == ("tf32", pytest.approx(494.7e12))
+    # A device without TF32 (a TPU) keeps f32 and, publishing no f32 peak, gives no MFU.
+    monkeypatch.setattr(_roofline, "current_device", lambda framework: "TPU v4")
+    assert _roofline.roofline(counts, 1.0)["mfu"] is None
+
+
 @pytest.mark.parametrize(
     ("name", "key"),
     [
@@ -461,7 +489,7 @@ ENTRY %main (p: f32[2]) -> (f32[2], s32[]) {
   ROOT %t = (f32[2]{0}, s32[]) tuple(%f, %c)
 }
 """
-    instructions, fusions, dtypes = _hlo_stats(text)
+    instructions, fusions, dtypes, _, _ = _hlo_stats(text)
     assert (instructions, fusions) == (4, 1)  # the tuple-shaped ROOT counts too
     assert dtypes == {"bf16": 1}
     gemm = (
@@ -469,3 +497,45 @@ ENTRY %main (p: f32[2]) -> (f32[2], s32[]) {
         'custom_call_target="__cublas$gemm"'
     )
     assert _hlo_stats(gemm)[2] == {"bf16": 1}
+
+
+# A cuBLAS gemm as XLA:GPU prints it (the shape of the line the H200 run printed): XLA's
+# cost model reads ~0 FLOPs for it (jax-ml/jax#22249), perfsuite's own count must not.
+_GEMM_LINE = (
+    "  %custom-call.1 = (bf16[64,32]{1,0}, s8[4194304]{0}) custom-call(bf16[64,128]{1,0} %p.1, "
+    'bf16[128,32]{1,0} %p.2), custom_call_target="__cublas$gemm", '
+    'backend_config={"operation_queue_id":"0","gemm_backend_config":{"alpha_real":1,'
+    '"beta":0,"dot_dimension_numbers":{"lhs_contracting_dimensions":["1"],'
+    '"rhs_contracting_dimensions":["0"],"lhs_batch_dimensions":[],"rhs_batch_dimensions":[]},'
+    '"precision_config":{"operand_precision":["DEFAULT","DEFAULT"]}}}'
+)
+
+
+def test_matmul_flops_are_read_off_dots_and_library_gemms():
+    from perfsuite._counts import _hlo_stats
+
+    dot = (
+        "  %dot.3 = f32[4,64,32]{2,1,0} dot(f32[4,64,128]{2,1,0} %a, f32[4,128,32]{2,1,0} %b), "
+        "lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, "
+        "rhs_contracting_dims={1}"
+    )
+    assert _hlo_stats(dot)[3] == 2 * 4 * 64 * 32 * 128
+    assert _hlo_stats(dot)[4] is True  # f32 at default precision: may run on TF32
+    highest = dot + ", operand_precision={highest,highest}"
+    assert _hlo_stats(highest)[3:] == (2 * 4 * 64 * 32 * 128, False)
+    assert _hlo_stats(_GEMM_LINE)[3] == 2 * 64 * 32 * 128
+    assert _hlo_stats(_GEMM_LINE)[4] is False  # bf16
+    # A custom call that is not a gemm (a Triton kernel, a sort) counts nothing.
+    other = '  %c = f32[8]{0} custom-call(f32[8]{0} %x), custom_call_target="__triton"'
+    assert _hlo_stats(other)[3] == 0
+
+
+def test_matmul_flops_of_a_jitted_matmul_on_the_cpu():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    f = jax.jit(lambda a, b: a @ b)
+    a, b = jnp.ones((64, 128)), jnp.ones((128, 32))
+    f(a, b).block_until_ready()
+    counts = measure_counts(lambda: f(a, b))
+    assert counts["matmul_flops"] == 2 * 64 * 32 * 128
+    assert counts.deterministic("matmul_flops")
