@@ -39,6 +39,7 @@ import contextlib
 import gc
 import inspect
 import math
+import os
 import statistics
 import time
 import warnings
@@ -86,6 +87,8 @@ class Candidate:
     memory: MemoryStats | None = None
     #: Exact counts of one call (`perfsuite._counts`), taken after warm-up; None when off.
     counts: Any = None
+    #: `perfsuite calibrate`'s injected slowdown factor of the timed calls (None: none).
+    injected_slowdown: float | None = None
 
     @property
     def iterations(self) -> int:
@@ -136,6 +139,7 @@ class Candidate:
             "samples_s": list(self.samples),
             **({"memory": self.memory.as_dict()} if self.memory is not None else {}),
             **self._counts_dict(),
+            **({"injected_slowdown": self.injected_slowdown} if self.injected_slowdown else {}),
         }
 
     def _counts_dict(self) -> dict[str, Any]:
@@ -202,6 +206,24 @@ def _schedule(order: list[Candidate], interleave: bool) -> list[tuple[Candidate,
             slots.append(((j + 0.5) / cand.chunks, rank, cand, 1))
     slots.sort(key=lambda s: (s[0], s[1]))
     return [(cand, chunks) for _, _, cand, chunks in slots]
+
+
+def _inject_slowdown(cand: Candidate) -> None:
+    """Under `perfsuite calibrate` (its environment variable set), every timed call of the
+    candidate is made slower by that factor, with real busy-waiting (`perfsuite._calibrate`).
+    Memory and counts were read from the unwrapped callable already."""
+    from ._calibrate import SLOWDOWN_ENV, parse_slowdown, slowed
+
+    factor = parse_slowdown(os.environ.get(SLOWDOWN_ENV))
+    if factor is not None and factor > 1.0:
+        name = cand.instrument.name
+        on_device = "cuda" in name
+        if name == "jax":
+            import jax
+
+            on_device = jax.default_backend() != "cpu"
+        cand.fn = slowed(cand.fn, cand.instrument.wait, factor, on_device=on_device)
+        cand.injected_slowdown = factor
 
 
 class Engine:
@@ -281,6 +303,7 @@ class Engine:
             from ._counts import candidate_counts
 
             cand.counts = candidate_counts(fn, chosen.wait)
+        _inject_slowdown(cand)
         return cand
 
     def run_rounds(
