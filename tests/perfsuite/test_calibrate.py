@@ -24,7 +24,8 @@ def _spin(seconds: float) -> None:
 def test_a_bad_slowdown_is_named(bad):
     with pytest.raises(PerfUsageError, match=SLOWDOWN_ENV):
         parse_slowdown(bad)
-    assert parse_slowdown("") is None and parse_slowdown("1.25") == 1.25
+    assert parse_slowdown("") is None
+    assert parse_slowdown("1.25") == 1.25
 
 
 def test_a_slowed_call_does_the_factor_of_its_own_work():
@@ -97,9 +98,11 @@ def test_calibrate_runs_sessions_and_removes_its_baseline(pytester, capsys, monk
     assert (aa["slowdown"], aa["sessions"], x4["slowdown"], x4["sessions"]) == (1.0, 1, 4.0, 2)
     assert aa["errors"] == x4["errors"] == 0
     # 4x with a 1-session baseline (default band x1.8): beyond the band, caught both times.
-    assert x4["failed"] == 2 and doc["smallest_caught"] == 4.0
+    assert x4["failed"] == 2
+    assert doc["smallest_caught"] == 4.0
     printed = capsys.readouterr()
-    assert "| 4x slower | 2/2 |" in printed.out and "[calibrate] A/A 1/1" in printed.err
+    assert "| 4x slower | 2/2 |" in printed.out
+    assert "[calibrate] A/A 1/1" in printed.err
     # The throwaway baseline is gone and no results file was left in .perf.
     assert not list(Path(".perf").glob("*/*calibrate-*.json"))
     assert not list(Path(".perf").glob("results-*.json"))
