@@ -266,7 +266,8 @@ _GEMM_CONTRACTING = re.compile(r'"lhs_contracting_dimensions":\[([^\]]*)\]')
 _LIBRARY_GEMM = re.compile(r'custom_call_target="[^"]*(?:gemm|Gemm|matmul)[^"]*"')
 # Operand precision of a dot (`operand_precision={highest,highest}`) or a library gemm
 # (`"operand_precision":["HIGHEST","HIGHEST"]`): only DEFAULT/HIGH may run f32 on TF32.
-_HIGHEST = re.compile(r"operand_precision[^\w]*\W*highest", re.IGNORECASE)
+# An explicit f32 algorithm (`"algorithm":"ALG_DOT_F32_F32_F32"`) is true f32 as well.
+_HIGHEST = re.compile(r"operand_precision[^\w]*\W*highest|ALG_DOT_F32_F32_F32", re.IGNORECASE)
 
 
 def _dims(text: str) -> list[int]:
@@ -275,6 +276,17 @@ def _dims(text: str) -> list[int]:
 
 _NAME = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=")
 _OPERAND = re.compile(r"\s*(?:(\w+\[[\d,]*\])\S*\s+)?%?([\w.\-]+)")
+
+
+def _lhs_shape(line: str, opcode: str, shapes: Mapping[str, str]) -> re.Match | None:
+    """The `dtype[dims]` of an instruction's first operand (printed inline, or looked up in
+    `shapes` when XLA prints operands by name only, as XLA:GPU does: `custom-call(%a, %b)`)."""
+    rhs = line.split("=", 1)[1] if "=" in line else line
+    operands = rhs.partition(f"{opcode}(")[2]
+    first = _OPERAND.match(operands)
+    if first is None:
+        return None
+    return _SHAPE.search(first.group(1) or shapes.get(first.group(2), ""))
 
 
 def _matmul_flops(line: str, opcode: str, shapes: Mapping[str, str]) -> int:
@@ -287,13 +299,9 @@ def _matmul_flops(line: str, opcode: str, shapes: Mapping[str, str]) -> int:
     without its shape (`dot(%p0, %p1)`) is looked up in `shapes` (instruction name -> shape).
     """
     rhs = line.split("=", 1)[1] if "=" in line else line
-    head, _, operands = rhs.partition(f"{opcode}(")
-    out = _SHAPE.search(head)
-    first = _OPERAND.match(operands)
-    if out is None or first is None:
-        return 0
-    lhs = _SHAPE.search(first.group(1) or shapes.get(first.group(2), ""))
-    if lhs is None:
+    out = _SHAPE.search(rhs.partition(f"{opcode}(")[0])
+    lhs = _lhs_shape(line, opcode, shapes)
+    if out is None or lhs is None:
         return 0
     if opcode == "dot":
         contracting = _DOT_CONTRACTING.search(line)
@@ -345,12 +353,22 @@ def _hlo_stats(text: str) -> tuple[int, int, collections.Counter, int, bool]:
         if opcode == "fusion":
             fusions += 1
         d = _DOT.search(line) or _LIBRARY_MATMUL.search(line)
-        if d is not None:
-            dtypes[d.group(1)] += 1
+        dtype = None
+        if (
+            opcode in ("dot", "convolution")
+            or (opcode == "custom-call" and d is not None)
+            or (opcode == "custom-call" and _LIBRARY_GEMM.search(line))
+        ):
+            # The inputs' dtype is the math's (a bf16 dot may write f32); the output's where
+            # the operand cannot be found.
+            lhs = _lhs_shape(line, opcode, shapes)
+            dtype = lhs.group(1) if lhs is not None else d.group(1) if d is not None else None
+        if dtype is not None:
+            dtypes[dtype] += 1
         if opcode in ("dot", "custom-call"):
             f = _matmul_flops(line, opcode, shapes)
             flops += f
-            if f and d is not None and d.group(1) == "f32" and not _HIGHEST.search(line):
+            if f and dtype == "f32" and not _HIGHEST.search(line):
                 tf32 = True
     return instructions, fusions, dtypes, flops, tf32
 

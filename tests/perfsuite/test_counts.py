@@ -491,7 +491,7 @@ ENTRY %main (p: f32[2]) -> (f32[2], s32[]) {
 """
     instructions, fusions, dtypes, _, _ = _hlo_stats(text)
     assert (instructions, fusions) == (4, 1)  # the tuple-shaped ROOT counts too
-    assert dtypes == {"bf16": 1}
+    assert dtypes == {"f32": 1}  # the inputs' dtype (`%x`'s), not the output's
     gemm = (
         "  %g = (bf16[8,8]{1,0}, s8[64]{0}) custom-call(bf16[8,8]{1,0} %a, bf16[8,8]{1,0} %b), "
         'custom_call_target="__cublas$gemm"'
@@ -509,6 +509,28 @@ _GEMM_LINE = (
     '"rhs_contracting_dimensions":["0"],"lhs_batch_dimensions":[],"rhs_batch_dimensions":[]},'
     '"precision_config":{"operand_precision":["DEFAULT","DEFAULT"]}}}'
 )
+
+
+# The line XLA:GPU (jax 0.11.2) compiled for an 8192^3 bf16 matmul on the H200, as printed by
+# scripts/h200_roofline.py: operands by name only, their shapes in their definitions.
+_H200_GEMM = (
+    "ENTRY %main {\n"
+    "  %a.1 = bf16[8192,8192]{1,0} parameter(0)\n"
+    "  %b.1 = bf16[8192,8192]{1,0} parameter(1)\n"
+    "  "
+    + '%custom-call.1 = (bf16[8192,8192]{1,0}, s8[33554432]{0}) custom-call(%a.1, %b.1), custom_call_target="__cublas$lt$matmul", metadata={op_name="jit(<lambda>)/dot_general" scheduling_name="custom-call.1" stack_frame_id=5}, backend_config={"device_type":"DEVICE_TYPE_INVALID","force_earliest_schedule":false,"gemm_backend_config":{"alpha_imag":0,"alpha_real":1,"autotune_workspace_size":"33554432","beta":0,"damax_output":false,"dot_dimension_numbers":{"lhs_batch_dimensions":[],"lhs_contracting_dimensions":["1"],"rhs_batch_dimensions":[],"rhs_contracting_dimensions":["0"]},"epilogue":"DEFAULT","grad_x":false,"grad_y":false,"lhs_stride":"67108864","precision_config":{"algorithm":"ALG_UNSET","operand_precision":["DEFAULT","DEFAULT"]},"rhs_stride":"67108864","scale_mode":0,"selected_algorithm":"1"},"operation_queue_id":"0","reification_cost":[]}'
+    + "\n"
+    "}\n"
+)
+
+
+def test_the_h200_gemm_counts_its_flops_and_dtype():
+    from perfsuite._counts import _hlo_stats
+
+    _, _, dtypes, flops, tf32 = _hlo_stats(_H200_GEMM)
+    assert (dict(dtypes), flops, tf32) == ({"bf16": 1}, 2 * 8192**3, False)
+    f32 = _H200_GEMM.replace("bf16[8192", "f32[8192")
+    assert _hlo_stats(f32)[2:] == ({"f32": 1}, 2 * 8192**3, True)  # default precision: TF32
 
 
 def test_matmul_flops_are_read_off_dots_and_library_gemms():
