@@ -239,13 +239,21 @@ def main() -> None:
     parser.add_argument("--matmul", type=int, default=8192, help="matmul size (n^3)")
     parser.add_argument("--copy-mib", type=int, default=1024, help="copy size in MiB")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--sections", default="matmul,copy,bert,spd", help="comma-separated sections to run"
+    )
     args = parser.parse_args()
     settings = Settings(budget_s=10.0, min_rounds=10, measure_s=0.5)
     started = time.perf_counter()
-    matmul(settings, args.matmul)
-    copy(settings, args.copy_mib)
-    bert(settings, args.unroll, args.batches)
-    spd(settings, args.quick)
+    sections = set(args.sections.split(","))
+    if "matmul" in sections:
+        matmul(settings, args.matmul)
+    if "copy" in sections:
+        copy(settings, args.copy_mib)
+    if "bert" in sections:
+        bert(settings, args.unroll, args.batches)
+    if "spd" in sections:
+        spd(settings, args.quick)
     import jax
 
     dev = jax.devices()[0]
