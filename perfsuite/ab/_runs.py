@@ -1,152 +1,38 @@
-"""Running `perfsuite ab`'s pytest processes: worktrees, one run, a side-by-side pair.
+"""Running `perfsuite ab`'s pytest processes: one run, a side-by-side pair.
 
-A run is one `pytest --perf --perf-json=...` in a revision's worktree, reduced to one robust
-number per measured series (`run_statistics`). `run_pair` starts the two runs of a pair
-together and lets them take turns (`perfsuite._turns`); `run_once` runs one alone
-(`--sequential`). The statistics and the loop over pairs are in `perfsuite._ab`.
+A run is one `pytest --perf --perf-json=...` in a revision's worktree (`perfsuite.ab._git`),
+with that revision's code first on its import path (`perfsuite.ab._run_env`), reduced to one
+robust number per measured series (`perfsuite._results.run_statistics`). `run_pair` starts
+the two runs of a pair together and lets them take turns (`perfsuite.ab._turns`); `run_once`
+runs one alone (`--sequential`). The loop over pairs is `perfsuite.ab._loop`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from .. import _count_gate
+from .._errors import AbError, SchemaError
+from .._memory_gate import memory_readings
+from .._results import load_document, run_statistics
 from . import _turns as turns
-from ._errors import AbError as AbError
-from ._errors import SchemaError
-from ._machine import GitError, git
-from ._memory_gate import memory_readings
-from ._results import iter_series, load_document
+from ._run_env import pytest_command, run_env
 
 
 if TYPE_CHECKING:
-    from ._ab_config import AbConfig
+    from ._config import AbConfig
 
 
 #: Set while `perfsuite ab` stops (interrupted, terminated, or a pair failed) with pairs
 #: running in other threads (`--jobs`): each stops and kills its runs, instead of running on.
 stopping = threading.Event()
-
-
-def run_statistics(doc: dict[str, Any], stat: str | None) -> dict[str, tuple[str, float]]:
-    """One robust number per series of one run: `{series id: (statistic, seconds)}`.
-
-    `stat=None` takes the median of the rounds (or steps) for every kind: on the CI VM it
-    varied less from process to process than the min (2-4% vs 3-7% for one loop), which
-    follows single unusually fast rounds.
-    """
-    out: dict[str, tuple[str, float]] = {}
-    for s in iter_series(doc):
-        if not s.timed:
-            continue
-        x = np.asarray(s.samples, dtype=float)
-        x = x[np.isfinite(x) & (x > 0)]
-        if x.size == 0:
-            continue
-        name = stat or "median"
-        value = {"min": np.min, "median": np.median, "mean": np.mean}[name](x)
-        out[s.id] = (name, float(value))
-    return out
-
-
-def _git(repo: Path, *args: str) -> str:
-    """`_machine.git` with its failure as the verdict's error (worktrees can take a while)."""
-    try:
-        return git(repo, *args, timeout=120)
-    except GitError as exc:
-        raise AbError(str(exc)) from None
-
-
-def resolve_commit(repo: Path, rev: str, arg: str) -> str:
-    try:
-        return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
-    except AbError:
-        raise AbError(
-            f"`{arg}`={rev!r} is not a commit of the repository at {repo} "
-            "(expected a branch, tag or commit, e.g. 'main' or 'HEAD~1')."
-        ) from None
-
-
-@contextlib.contextmanager
-def worktrees(repo: Path, revs: dict[str, str]) -> Iterator[dict[str, Path]]:
-    """Detached worktrees of `revs` (`{side: commit}`) in a temporary folder, removed after."""
-    tmp = Path(tempfile.mkdtemp(prefix="perfsuite-ab-"))
-    made: list[Path] = []
-    try:
-        out = {}
-        for side, commit in revs.items():
-            path = tmp / side.lower()
-            _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
-            made.append(path)
-            out[side] = path
-        yield out
-    finally:
-        for path in made:
-            with contextlib.suppress(AbError):
-                _git(repo, "worktree", "remove", "--force", str(path))
-        with contextlib.suppress(AbError):
-            _git(repo, "worktree", "prune")
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _needs_plugin_flag(env: dict[str, str]) -> bool:
-    """`-p perfsuite.plugin` only when the entry point will not load it (twice is an error)."""
-    if env.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        return True
-    from importlib.metadata import entry_points
-
-    return not any(ep.value == "perfsuite.plugin" for ep in entry_points(group="pytest11"))
-
-
-def import_roots(repo: Path, tree: Path, path: list[str] | None = None) -> list[Path]:
-    """Where a run in `tree` imports the project's own code from.
-
-    The entries of this interpreter's import path (`path`, default `sys.path`) that lie in
-    `repo` (an editable install's `.pth`, `PYTHONPATH`, the current directory) are mapped
-    into `tree`: an editable install of the main checkout would otherwise make BASE import
-    HEAD's code. A project not installed from `repo` gets `tree/src` when that folder holds
-    a package (the src layout) and `tree` itself (the flat layout).
-    """
-    repo = repo.resolve()
-    roots: list[Path] = []
-    for entry in sys.path if path is None else path:
-        p = Path(entry or ".").resolve()
-        if p == repo or repo in p.parents:
-            roots.append(tree / p.relative_to(repo))
-    if not roots:
-        src = tree / "src"
-        if src.is_dir() and any((child / "__init__.py").is_file() for child in src.iterdir()):
-            roots.append(src)
-        roots.append(tree)
-    return list(dict.fromkeys(roots))
-
-
-@functools.lru_cache(maxsize=8)
-def _toplevel(repo: Path) -> Path:
-    return Path(_git(repo, "rev-parse", "--show-toplevel"))
-
-
-def run_env(tree: Path, repo: Path | None = None) -> dict[str, str]:
-    """Environment of one run: the worktree's own code first on the import path."""
-    env = dict(os.environ)
-    paths = [str(p) for p in import_roots(_toplevel(repo or tree), tree)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    return env
 
 
 @dataclass
@@ -161,14 +47,6 @@ class RunResult:
     #: The run's counts (`_count_gate.count_values`) and the toolchain they depend on.
     counts: dict[str, Any] = field(default_factory=dict)
     toolchain: dict[str, Any] = field(default_factory=dict)
-
-
-def _command(cfg: AbConfig, json_path: Path, env: dict[str, str]) -> list[str]:
-    cmd = [cfg.python, "-m", "pytest", "--perf", f"--perf-json={json_path}", "-q"]
-    cmd += ["-p", "no:cacheprovider"]  # leave the measured tree untouched
-    if _needs_plugin_flag(env):
-        cmd += ["-p", "perfsuite.plugin"]
-    return cmd + list(cfg.pytest_args)
 
 
 def _result(
@@ -186,8 +64,6 @@ def _result(
         doc = load_document(json_path)
     except SchemaError as exc:
         raise AbError(f"{side} run {index + 1} wrote no usable results: {exc}\n{tail}") from None
-    from . import _count_gate
-
     return RunResult(
         side, index, seconds, returncode, run_statistics(doc, cfg.stat),
         memory=memory_readings(doc), counts=_count_gate.count_values(doc),
@@ -199,7 +75,7 @@ def run_once(cfg: AbConfig, side: str, index: int, tree: Path, out_dir: Path) ->
     """One run on its own (no partner): what `run_pair` does for each side, sequentially."""
     json_path = out_dir / f"{side.lower()}-{index:03d}.json"
     env = run_env(tree, cfg.repo)
-    cmd = _command(cfg, json_path, env)
+    cmd = pytest_command(cfg, json_path, env)
     start = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -261,7 +137,7 @@ def run_pair(
             spec = f"{inbox[side]}:{inbox[other]}:{k}" + ("" if cpu is None else f":{cpu}")
             env[turns.ENV] = spec
             env[turns.PARENT_ENV] = str(os.getpid())
-            cmd = _command(cfg, json_path, env)
+            cmd = pytest_command(cfg, json_path, env)
             log = open(out_dir / f"{side.lower()}-{index:03d}.log", "w+")  # noqa: SIM115
             proc = subprocess.Popen(
                 cmd, cwd=trees[side], env=env, stdout=log, stderr=subprocess.STDOUT, text=True

@@ -25,13 +25,18 @@ The protocol, over two FIFOs (one inbox per process) named in `PERFSUITE_AB_TURN
   no longer its parent) would wait for a turn forever: `take()` waits at most
   `POLL_S` at a time, checks the parent, and ends the session with a clear message.
 
-Outside `perfsuite ab` the variable is unset and `take()` does nothing.
+Outside `perfsuite ab` the variable is unset and no end is made. Both ends live here: the
+parent's side (`ENV`, `PARENT_ENV`, `TOKEN`, `PARTNER_GONE`, used by `perfsuite.ab._runs`) and
+the run's (`PytestTurns`, which the plugin hands to the engine as its `before_round` hook).
 """
 
 from __future__ import annotations
 
 import os
 import select
+from typing import Any
+
+from .._errors import PerfUsageError
 
 
 ENV = "PERFSUITE_AB_TURNS"
@@ -44,6 +49,26 @@ POLL_S = 0.5
 
 class TurnsError(RuntimeError):
     """The turn-taking cannot go on (the `perfsuite ab` parent is gone)."""
+
+
+def parse_env() -> tuple[str, str, bool, int | None, int | None] | None:
+    """`(inbox, outbox, first, cpu, parent)` from `ENV` and `PARENT_ENV`, None when unset; a
+    malformed value is a `PerfUsageError` naming the variable and its format."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return None
+    parts = spec.split(":")
+    parent = os.environ.get(PARENT_ENV, "")
+    if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[2:]):
+        raise PerfUsageError(
+            f"{ENV}={spec!r}: expected 'INBOX:OUTBOX:FIRST[:CPU]' (set by `perfsuite ab`)."
+        )
+    if parent and not parent.isdigit():
+        raise PerfUsageError(
+            f"{PARENT_ENV}={parent!r}: expected a process id (set by `perfsuite ab`)."
+        )
+    cpu = int(parts[3]) if len(parts) == 4 else None
+    return parts[0], parts[1], parts[2] == "1", cpu, int(parent) if parent else None
 
 
 class Turns:
@@ -65,17 +90,8 @@ class Turns:
 
     @classmethod
     def from_env(cls) -> Turns | None:
-        spec = os.environ.get(ENV)
-        if not spec:
-            return None
-        parts = spec.split(":")
-        if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[2:]):
-            raise ValueError(
-                f"{ENV}={spec!r}: expected 'INBOX:OUTBOX:FIRST[:CPU]' (set by `perfsuite ab`)."
-            )
-        cpu = int(parts[3]) if len(parts) == 4 else None
-        parent = os.environ.get(PARENT_ENV, "")
-        return cls(parts[0], parts[1], parts[2] == "1", cpu, int(parent) if parent else None)
+        spec = parse_env()
+        return None if spec is None else cls(*spec)
 
     def take(self) -> None:
         """Give the partner its turn, then wait for ours (returns at once when alone)."""
@@ -115,20 +131,56 @@ def pin_process(cpu: int) -> None:
             pass  # a thread that ended meanwhile
 
 
-_turns: Turns | None = None
-_loaded = False
+# --------------------------------------------------------------------------- the pytest end
 
 
-def take_turn() -> None:
-    """Called before every timed round; a no-op unless `perfsuite ab` runs this process."""
-    global _turns, _loaded
-    if not _loaded:
-        _turns, _loaded = Turns.from_env(), True
-    if _turns is not None:
+class PytestTurns:
+    """The protocol's end inside a run's pytest session, made by the plugin at configure time
+    (`for_session`) and handed to the engine as its `before_round` hook.
+
+    The FIFOs are opened, and the process pinned, at the first timed round rather than at
+    configure time: start-up (imports, collection, compilation) runs on every CPU, and only
+    the timed rounds need the partner to wait. A `TurnsError` (the parent is gone) ends the
+    whole session, not just the test: every later turn would fail alike.
+    """
+
+    def __init__(self, spec: tuple[str, str, bool, int | None, int | None]):
+        self._spec = spec
+        self._turns: Turns | None = None
+
+    @classmethod
+    def for_session(cls, config: Any, *, perf_enabled: bool) -> PytestTurns | None:
+        """The end for this session when it is a run of a pair and measures (`--perf`), else
+        None. Checked here, before any test: the variable's format, and no xdist (`-n`),
+        whose workers cannot share one pair's turns."""
+        if not perf_enabled:
+            return None
+        import pytest
+
         try:
-            _turns.take()
-        except TurnsError as exc:
-            import pytest
+            spec = parse_env()
+        except PerfUsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if spec is None:
+            return None
+        if config.getoption("numprocesses", None):
+            raise pytest.UsageError(
+                "`perfsuite ab` runs each revision in one process: drop `-n/--numprocesses` "
+                "(pytest-xdist) from the pytest arguments."
+            )
+        return cls(spec)
 
-            # Ends the whole session (not just this test): every later turn would fail alike.
-            pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)
+    def before_round(self) -> None:
+        """Take this process's turn (called before every timed section)."""
+        if self._turns is None:
+            self._turns = Turns(*self._spec)
+        try:
+            self._turns.take()
+        except TurnsError as exc:
+            self._exit(str(exc))
+
+    @staticmethod
+    def _exit(message: str) -> None:
+        import pytest
+
+        pytest.exit(message, returncode=pytest.ExitCode.INTERRUPTED)

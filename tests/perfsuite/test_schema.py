@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite import _ab, _ab_runs
+from perfsuite import ab as _ab
+from perfsuite.ab import _runs as _ab_runs
 from perfsuite._options import FailExpr
 from perfsuite._results import (
     SCHEMA,

@@ -1,4 +1,4 @@
-"""Turn-taking between the two runs of a `perfsuite ab` pair (`perfsuite._turns`)."""
+"""Turn-taking between the two runs of a `perfsuite ab` pair (`perfsuite.ab._turns`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite import _turns
+from perfsuite.ab import _turns
 
 
 WORKER = textwrap.dedent(
     """
     import sys, time
-    from perfsuite._turns import Turns
+    from perfsuite.ab._turns import Turns
     inbox, outbox, first, log, n = sys.argv[1:6]
     turns = Turns(inbox, outbox, first == "1")
     with open(log, "w") as fh:
