@@ -139,3 +139,49 @@ def test_runs_that_keep_taking_turns_still_notice_the_parent_is_gone(tmp_path, m
         turns.take()
     os.close(turns._in)
     os.close(turns._out)
+
+
+# --------------------------------------------------------------------------- the pytest end
+
+
+def test_the_pytest_end_opens_its_fifos_at_the_first_round_and_takes_turns(tmp_path) -> None:
+    """What the plugin hands the engine as `before_round`: nothing opened at configure time
+    (start-up runs on every CPU), then the protocol, then alone once the partner is gone."""
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    end = _turns.PytestTurns((str(inbox), str(outbox), True, None, os.getppid()))
+    for path in (inbox, outbox):
+        os.mkfifo(path)
+    partner_in = os.open(inbox, os.O_RDWR)
+    partner_out = os.open(outbox, os.O_RDWR)
+    try:
+        os.write(partner_in, _turns.TOKEN)  # the partner's round is over: our turn
+        end.before_round()
+        assert os.read(partner_out, 1) == _turns.TOKEN  # it handed the first round over
+        os.write(partner_in, _turns.PARTNER_GONE)
+        end.before_round()  # hands over, then learns the partner is gone
+        assert os.read(partner_out, 1) == _turns.TOKEN
+        start = time.monotonic()
+        end.before_round()  # alone: returns at once, writes nothing
+        assert time.monotonic() - start < 0.5
+    finally:
+        os.close(partner_in)
+        os.close(partner_out)
+
+
+def test_a_malformed_variable_is_a_usage_error_before_any_test(pytester, monkeypatch) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    monkeypatch.setenv(_turns.ENV, "in:out:maybe")
+    result = pytester.runpytest("--perf", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*PERFSUITE_AB_TURNS='in:out:maybe': expected*"])
+    # Without --perf the variable is not read: the run is not a measured one. (In-process
+    # sessions, one after the other: each makes its own end, nothing is kept in a module.)
+    assert pytester.runpytest("-p", "no:cacheprovider").ret == 0
+
+
+def test_a_run_that_measures_nothing_never_touches_the_fifos(pytester, monkeypatch) -> None:
+    """The FIFOs named do not exist: a session without timed rounds still passes."""
+    pytester.makepyfile("import pytest\n\n\n@pytest.mark.perf\ndef test_x():\n    pass\n")
+    monkeypatch.setenv(_turns.ENV, f"{pytester.path / 'no-in'}:{pytester.path / 'no-out'}:1")
+    result = pytester.runpytest("--perf", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
