@@ -17,8 +17,8 @@ from _ab_repo import git as _git
 
 import perfsuite
 from perfsuite import ab
-from perfsuite.ab import _loop, _runs
 from perfsuite._options import FailExpr
+from perfsuite.ab import _loop, _runs
 
 
 #: The perfsuite being tested, first on the import path of every subprocess.

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from _ab_repo import git
 
+from perfsuite._values import FailExpr
 from perfsuite.ab import AbConfig, _bisect
 from perfsuite.ab._bisect import SAME, SKIP, SLOWER, UNSURE, Step
-from perfsuite._values import FailExpr
 from perfsuite.cli import main
 
 

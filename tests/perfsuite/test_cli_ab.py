@@ -15,9 +15,9 @@ from _ab_repo import PERF_TEST, make_repo
 from _ab_repo import git as _git
 
 from perfsuite import _stats, ab
-from perfsuite.ab import _loop
 from perfsuite._options import FailExpr
 from perfsuite._results import run_statistics
+from perfsuite.ab import _loop
 from perfsuite.cli import main
 
 

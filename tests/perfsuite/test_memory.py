@@ -496,8 +496,8 @@ def test_perfsuite_ab_judges_memory_and_a_regression_sets_the_exit_code(
     from _ab_repo import make_repo
 
     from perfsuite import ab as _ab
-    from perfsuite.ab import render_text
     from perfsuite._options import FailExpr
+    from perfsuite.ab import render_text
 
     repo = make_repo(tmp_path)
     rng = np.random.default_rng(0)

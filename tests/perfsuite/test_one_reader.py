@@ -7,10 +7,9 @@ import copy
 import pytest
 
 from perfsuite import _asv_export, _report
-from perfsuite._results import run_statistics
 from perfsuite._memory_gate import memory_readings
 from perfsuite._plots import write_plots
-from perfsuite._results import MEMORY_SUFFIX, iter_series, series, validate_document
+from perfsuite._results import MEMORY_SUFFIX, iter_series, run_statistics, series, validate_document
 
 
 EVERY_KIND = """
