@@ -37,7 +37,7 @@ from typing import Any
 from .._errors import AbError, PerfError
 from .._format import fmt_seconds
 from ._config import AbConfig
-from ._git import git, resolve_commit, worktrees
+from ._git import git, is_ancestor, resolve_commit, worktrees
 from ._judge import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_REGRESSION
 from ._loop import Progress, run_ab
 from ._run_env import pytest_command, run_env
@@ -207,10 +207,7 @@ def bisect(
     repo = Path(git(cfg.repo, "rev-parse", "--show-toplevel"))
     good_c = resolve_commit(repo, good, "GOOD")
     bad_c = resolve_commit(repo, bad, "BAD")
-    ancestor = subprocess.run(
-        ["git", "merge-base", "--is-ancestor", good_c, bad_c], cwd=repo, capture_output=True
-    )
-    if ancestor.returncode != 0 or good_c == bad_c:
+    if not is_ancestor(repo, good_c, bad_c) or good_c == bad_c:
         raise AbError(f"`GOOD`={good!r} must be an ancestor of `BAD`={bad!r} (and not the same).")
     commits = git(repo, "rev-list", "--first-parent", "--reverse", f"{good_c}..{bad_c}").split()
     if step is None:

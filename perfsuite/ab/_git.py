@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._errors import AbError
-from .._machine import GitError
+from .._machine import GitError, git_or_none
 from .._machine import git as _machine_git
 
 
@@ -41,6 +41,11 @@ def resolve_commit(repo: Path, rev: str, arg: str) -> str:
             f"`{arg}`={rev!r} is not a commit of the repository at {repo} "
             "(expected a branch, tag or commit, e.g. 'main' or 'HEAD~1')."
         ) from None
+
+
+def is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    """Whether commit `older` is an ancestor of `newer` (git answers with its exit code)."""
+    return git_or_none(repo, "merge-base", "--is-ancestor", older, newer, timeout=120) is not None
 
 
 @contextlib.contextmanager

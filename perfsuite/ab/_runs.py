@@ -115,71 +115,57 @@ def cpu_slot(index: int, cpus: int) -> int:
 def run_pair(
     cfg: AbConfig, index: int, order: tuple[str, str], trees: dict[str, Path], out_dir: Path
 ) -> list[RunResult]:
-    """Both runs of pair `index` at once, taking turns (see the module docstring).
+    """Both runs of pair `index` at once, taking turns (`perfsuite.ab._turns.PairTurns`).
 
     `order[0]` measures first. When one run exits, the other is told to go on alone.
     """
-    inbox = {side: out_dir / f"turns-{side.lower()}-{index:03d}" for side in order}
-    fds = []
     procs: dict[str, tuple[subprocess.Popen, list[str], Path, Any, float]] = {}
     cpu = pair_cpu(index, cfg.pin)
-    try:
-        for path in inbox.values():
-            os.mkfifo(path)
-            # Held open here for the whole pair: a FIFO with no open end drops its data, and
-            # a run may exit before its partner has opened the inbox we write to.
-            fds.append(os.open(path, os.O_RDWR))
-        for k, side in enumerate(order):
-            other = order[1 - k]
-            json_path = out_dir / f"{side.lower()}-{index:03d}.json"
-            env = run_env(trees[side], cfg.repo)
-            # The second in `order` hands the token over first, so the first measures first.
-            spec = f"{inbox[side]}:{inbox[other]}:{k}" + ("" if cpu is None else f":{cpu}")
-            env[turns.ENV] = spec
-            env[turns.PARENT_ENV] = str(os.getpid())
-            cmd = pytest_command(cfg, json_path, env)
-            log = open(out_dir / f"{side.lower()}-{index:03d}.log", "w+")  # noqa: SIM115
-            proc = subprocess.Popen(
-                cmd, cwd=trees[side], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-            )
-            if cpu is not None and cfg.jobs > 1:
-                # With other pairs running at once, start-up stays on this pair's CPU too, so
-                # it never competes with another pair's timed rounds.
-                with contextlib.suppress(OSError):
-                    os.sched_setaffinity(proc.pid, {cpu})
-            procs[side] = (proc, cmd, json_path, log, time.perf_counter())
-        results: dict[str, RunResult] = {}
-        deadline = time.perf_counter() + cfg.run_timeout_s
-        while len(results) < len(order):
-            for k, side in enumerate(order):
-                proc, cmd, json_path, log, started = procs[side]
-                if side in results or proc.poll() is None:
-                    continue
-                seconds = time.perf_counter() - started
-                # The partner may be waiting for a turn this run will never hand over.
-                os.write(fds[1 - k], turns.PARTNER_GONE)
-                log.seek(0)
-                results[side] = _result(
-                    cfg, side, index, trees[side], cmd, json_path, proc.returncode,
-                    log.read(), seconds,
+    with turns.PairTurns(out_dir, f"{index:03d}", order, cpu) as pair:
+        try:
+            for side in order:
+                json_path = out_dir / f"{side.lower()}-{index:03d}.json"
+                env = {**run_env(trees[side], cfg.repo), **pair.env(side)}
+                cmd = pytest_command(cfg, json_path, env)
+                log = open(out_dir / f"{side.lower()}-{index:03d}.log", "w+")  # noqa: SIM115
+                proc = subprocess.Popen(
+                    cmd, cwd=trees[side], env=env, stdout=log, stderr=subprocess.STDOUT,
+                    text=True,
                 )  # fmt: skip
-            if stopping.is_set():
-                raise AbError(f"pair {index + 1} stopped: `perfsuite ab` is stopping.")
-            if time.perf_counter() > deadline:
-                raise AbError(
-                    f"pair {index + 1} ({' and '.join(order)}) took longer than "
-                    f"{cfg.run_timeout_s:g} s."
-                )
-            time.sleep(0.005)
-        return [results[side] for side in order]
-    finally:
-        for proc, _, _, log, _ in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
-        for fd in fds:
-            os.close(fd)
-        for path in inbox.values():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                if cpu is not None and cfg.jobs > 1:
+                    # With other pairs running at once, start-up stays on this pair's CPU
+                    # too, so it never competes with another pair's timed rounds.
+                    with contextlib.suppress(OSError):
+                        os.sched_setaffinity(proc.pid, {cpu})
+                procs[side] = (proc, cmd, json_path, log, time.perf_counter())
+            results: dict[str, RunResult] = {}
+            deadline = time.perf_counter() + cfg.run_timeout_s
+            while len(results) < len(order):
+                for side in order:
+                    proc, cmd, json_path, log, started = procs[side]
+                    if side in results or proc.poll() is None:
+                        continue
+                    seconds = time.perf_counter() - started
+                    # The partner may be waiting for a turn this run will never hand over.
+                    pair.exited(side)
+                    log.seek(0)
+                    results[side] = _result(
+                        cfg, side, index, trees[side], cmd, json_path, proc.returncode,
+                        log.read(), seconds,
+                    )  # fmt: skip
+                if stopping.is_set():
+                    raise AbError(f"pair {index + 1} stopped: `perfsuite ab` is stopping.")
+                if time.perf_counter() > deadline:
+                    raise AbError(
+                        f"pair {index + 1} ({' and '.join(order)}) took longer than "
+                        f"{cfg.run_timeout_s:g} s."
+                    )
+                time.sleep(0.005)
+            return [results[side] for side in order]
+        finally:
+            # Before the FIFOs go (leaving the `with`): no run is left waiting on them.
+            for proc, _, _, log, _ in procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                log.close()

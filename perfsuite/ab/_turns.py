@@ -26,14 +26,17 @@ The protocol, over two FIFOs (one inbox per process) named in `PERFSUITE_AB_TURN
   `POLL_S` at a time, checks the parent, and ends the session with a clear message.
 
 Outside `perfsuite ab` the variable is unset and no end is made. Both ends live here: the
-parent's side (`ENV`, `PARENT_ENV`, `TOKEN`, `PARTNER_GONE`, used by `perfsuite.ab._runs`) and
-the run's (`PytestTurns`, which the plugin hands to the engine as its `before_round` hook).
+parent's (`PairTurns`, which `perfsuite.ab._runs.run_pair` holds for a pair) and the run's
+(`Turns`, made by `PytestTurns`, which the plugin hands to the engine as its `before_round`
+hook).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+from pathlib import Path
 from typing import Any
 
 from .._errors import PerfUsageError
@@ -118,6 +121,54 @@ class Turns:
         while not select.select([self._in], [], [], POLL_S)[0]:
             self._check_parent()
         return os.read(self._in, 1)
+
+
+class PairTurns:
+    """The parent's end for one pair: both inboxes, made and held open for the whole pair.
+
+    `env(side)` is what that side's run needs in its environment; `exited(side)` tells the
+    partner of a run that has exited to go on alone. Held open here because a FIFO with no
+    open end drops its data, and a run may exit before its partner has opened the inbox the
+    parent writes to.
+    """
+
+    def __init__(self, folder: Path, tag: str, order: tuple[str, str], cpu: int | None):
+        self.order, self.cpu = order, cpu
+        self._paths = {side: folder / f"turns-{side.lower()}-{tag}" for side in order}
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> PairTurns:
+        try:
+            for side, path in self._paths.items():
+                os.mkfifo(path)
+                self._fds[side] = os.open(path, os.O_RDWR)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def env(self, side: str) -> dict[str, str]:
+        """`ENV` and `PARENT_ENV` of `side`'s run. The second in `order` hands the token over
+        first (`first=1`), so the first in `order` measures first."""
+        k = self.order.index(side)
+        other = self.order[1 - k]
+        spec = f"{self._paths[side]}:{self._paths[other]}:{k}"
+        if self.cpu is not None:
+            spec += f":{self.cpu}"
+        return {ENV: spec, PARENT_ENV: str(os.getpid())}
+
+    def exited(self, side: str) -> None:
+        """`side`'s run has exited: its partner, maybe waiting for a turn, goes on alone."""
+        other = self.order[1 - self.order.index(side)]
+        os.write(self._fds[other], PARTNER_GONE)
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        for path in self._paths.values():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def pin_process(cpu: int) -> None:

@@ -18,8 +18,8 @@ WORKER = textwrap.dedent(
     """
     import sys, time
     from perfsuite.ab._turns import Turns
-    inbox, outbox, first, log, n = sys.argv[1:6]
-    turns = Turns(inbox, outbox, first == "1")
+    log, n = sys.argv[1:3]
+    turns = Turns.from_env()  # as `PairTurns.env` set it
     with open(log, "w") as fh:
         for i in range(int(n)):
             turns.take()
@@ -31,29 +31,24 @@ WORKER = textwrap.dedent(
 
 
 def _pair(tmp_path: Path, n_a: int, n_b: int) -> dict[str, list[tuple[float, float, int]]]:
-    """Run two workers taking turns (A measures first), as `perfsuite ab` would."""
-    inbox = {s: tmp_path / f"in-{s}" for s in "ab"}
-    fds = []
-    for path in inbox.values():
-        os.mkfifo(path)
-        fds.append(os.open(path, os.O_RDWR))
+    """Run two workers taking turns (A measures first) through both ends of the protocol:
+    the parent's `PairTurns`, as `perfsuite ab` holds it, and each worker's `Turns`."""
     procs = {}
-    for side, other, first, n in (("a", "b", "0", n_a), ("b", "a", "1", n_b)):
-        cmd = [sys.executable, "-c", WORKER, str(inbox[side]), str(inbox[other]), first,
-               str(tmp_path / f"{side}.log"), str(n)]  # fmt: skip
-        procs[side] = subprocess.Popen(cmd)
-    done: set[str] = set()
-    deadline = time.monotonic() + 60
-    while len(done) < 2:
-        for side, other_fd in (("a", fds[1]), ("b", fds[0])):
-            if side not in done and procs[side].poll() is not None:
-                assert procs[side].returncode == 0
-                os.write(other_fd, _turns.PARTNER_GONE)
-                done.add(side)
-        assert time.monotonic() < deadline, "the pair deadlocked"
-        time.sleep(0.005)
-    for fd in fds:
-        os.close(fd)
+    with _turns.PairTurns(tmp_path, "000", ("a", "b"), None) as pair:
+        for side, n in (("a", n_a), ("b", n_b)):
+            cmd = [sys.executable, "-c", WORKER, str(tmp_path / f"{side}.log"), str(n)]
+            procs[side] = subprocess.Popen(cmd, env={**os.environ, **pair.env(side)})
+        done: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(done) < 2:
+            for side in "ab":
+                if side not in done and procs[side].poll() is not None:
+                    assert procs[side].returncode == 0
+                    pair.exited(side)
+                    done.add(side)
+            assert time.monotonic() < deadline, "the pair deadlocked"
+            time.sleep(0.005)
+    assert not list(tmp_path.glob("turns-*"))  # the FIFOs are gone with the pair
     out = {}
     for side in "ab":
         rows = (tmp_path / f"{side}.log").read_text().split("\n")
