@@ -87,14 +87,6 @@ def test_a_malformed_variable_names_it_and_the_format(monkeypatch, spec) -> None
         _turns.Turns.from_env()
 
 
-def test_xdist_inside_an_ab_run_is_a_usage_error(pytester, monkeypatch) -> None:
-    pytester.makepyfile("def test_x():\n    pass\n")
-    monkeypatch.setenv(_turns.ENV, "in:out:0")
-    result = pytester.runpytest_subprocess("--perf", "-n", "2")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*perfsuite ab* runs each revision in one process*-n*"])
-
-
 def test_waiting_for_a_turn_stops_when_the_parent_is_gone(tmp_path, monkeypatch) -> None:
     """A run whose `perfsuite ab` died (no `X` will ever come) raises within seconds."""
     inbox, outbox = tmp_path / "in", tmp_path / "out"
@@ -163,12 +155,20 @@ def test_the_pytest_end_opens_its_fifos_at_the_first_round_and_takes_turns(tmp_p
         os.close(partner_out)
 
 
-def test_a_malformed_variable_is_a_usage_error_before_any_test(pytester, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("spec", "args", "message"),
+    [
+        # The pair's turn-taking is between two processes; xdist workers would all share it.
+        ("in:out:0", ["-n", "2"], "*perfsuite ab* runs each revision in one process*-n*"),
+        ("in:out:maybe", [], "*PERFSUITE_AB_TURNS='in:out:maybe': expected*"),
+    ],
+)
+def test_a_run_of_a_pair_is_checked_before_any_test(pytester, monkeypatch, spec, args, message):
     pytester.makepyfile("def test_x():\n    pass\n")
-    monkeypatch.setenv(_turns.ENV, "in:out:maybe")
-    result = pytester.runpytest("--perf", "-p", "no:cacheprovider")
+    monkeypatch.setenv(_turns.ENV, spec)
+    result = pytester.runpytest("--perf", "-p", "no:cacheprovider", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*PERFSUITE_AB_TURNS='in:out:maybe': expected*"])
+    result.stderr.fnmatch_lines([message])
     # Without --perf the variable is not read: the run is not a measured one. (In-process
     # sessions, one after the other: each makes its own end, nothing is kept in a module.)
     assert pytester.runpytest("-p", "no:cacheprovider").ret == 0
