@@ -37,7 +37,6 @@ import numpy as np
 import pytest
 
 from . import _count_gate
-from ._ab_runs import run_statistics
 from ._format import fmt_seconds
 from ._memory_gate import apply_memory, gate_errors, memory_readings
 from ._results import (
@@ -45,6 +44,7 @@ from ._results import (
     SchemaError,
     load_document,
     machine_fingerprint,
+    run_statistics,
     series,
     write_json,
 )

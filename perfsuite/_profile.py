@@ -570,9 +570,8 @@ def _baseline_slower(sources: list[tuple[dict[str, Any], dict[str, Any]]], sessi
         return {}
     import json
 
-    from ._ab_runs import run_statistics
     from ._baseline import judge
-    from ._results import _default
+    from ._results import _default, run_statistics
 
     cfg = session.perf_config
     stat = cfg.fail.stat if cfg.fail else "median"

@@ -181,6 +181,33 @@ def series(doc: dict[str, Any]) -> dict[str, list[float]]:
     return {s.id: list(s.samples) for s in iter_series(doc) if s.timed}
 
 
+# --- one number per run (stored baselines and `perfsuite ab`, issue 13)
+
+
+def run_statistics(doc: dict[str, Any], stat: str | None) -> dict[str, tuple[str, float]]:
+    """One robust number per timed series of one run: `{series id: (statistic, seconds)}`.
+
+    `stat=None` takes the median of the rounds (or steps) for every kind: on the CI VM it
+    varied less from process to process than the min (2-4% vs 3-7% for one loop), which
+    follows single unusually fast rounds. Stored baselines reduce a session and `perfsuite ab`
+    a run with this same function, so the two gates read a session the same way.
+    """
+    import numpy as np  # only here: writing and reading results needs no NumPy
+
+    out: dict[str, tuple[str, float]] = {}
+    for s in iter_series(doc):
+        if not s.timed:
+            continue
+        x = np.asarray(s.samples, dtype=float)
+        x = x[np.isfinite(x) & (x > 0)]
+        if x.size == 0:
+            continue
+        name = stat or "median"
+        value = {"min": np.min, "median": np.median, "mean": np.mean}[name](x)
+        out[s.id] = (name, float(value))
+    return out
+
+
 def _default(obj: Any) -> Any:
     to_json = getattr(obj, "to_json", None)
     if callable(to_json):

@@ -2,7 +2,7 @@
 
 Exit codes of `perfsuite ab`: 0 no regression, 1 regression, 2 error, 3 inconclusive.
 `perfsuite bisect`: 0 culprit found, 3 not decidable, 2 error; `perfsuite ab-verdict` (for
-`git bisect run`): 0 good, 1 bad, 125 skip, 128 error (see `perfsuite._bisect`).
+`git bisect run`): 0 good, 1 bad, 125 skip, 128 error (see `perfsuite.ab._bisect`).
 The other commands return 0 on success and 2 on an error; every error names the argument
 and the rule it broke.
 """
@@ -270,7 +270,7 @@ def _add_calibrate_parser(sub: Any) -> None:
 
 def _add_bisect_parsers(sub: Any) -> None:
     """Issue 16: `perfsuite bisect GOOD BAD` and `perfsuite ab-verdict GOOD`."""
-    from ._bisect import add_arguments
+    from .ab._bisect import add_arguments
 
     types = {"fail": _fail, "int": parse_positive_int, "seconds": parse_seconds}
     types["level"] = parse_level
@@ -298,8 +298,8 @@ def _add_bisect_parsers(sub: Any) -> None:
 
 
 def _bisect(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    from . import _bisect
     from ._errors import PerfError
+    from .ab import _bisect
 
     run = _bisect.run_bisect if args.command == "bisect" else _bisect.run_verdict
     abort = 2 if args.command == "bisect" else _bisect.VERDICT_ABORT
@@ -317,8 +317,8 @@ def _bisect(args: argparse.Namespace, pytest_args: list[str]) -> int:
 
 def _profile_ab(cfg: Any, doc: dict[str, Any]) -> None:
     """Issue 16: `perfsuite ab --profile`; a failure to profile is a note, not the verdict."""
-    from ._ab_profile import profile_regressions
     from ._errors import AbError
+    from .ab import profile_regressions
 
     try:
         with _terminate_as_interrupt():
@@ -434,13 +434,11 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
-    from . import _ab as ab
+    from . import ab
     from ._results import write_atomic
 
-    try:
-        cfg = ab.AbConfig.from_args(args, pytest_args, base=args.base, head=args.head)
-    except ab.AbError as exc:
-        return _error(str(exc))
+    # A bad combination of options is a `PerfUsageError`, printed by `main` (exit 2).
+    cfg = ab.AbConfig.from_args(args, pytest_args, base=args.base, head=args.head)
     progress = ab.Progress(None if args.quiet else sys.stderr)
     try:
         with _terminate_as_interrupt():
@@ -455,17 +453,13 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
         _profile_ab(cfg, doc)
     _print(ab.render_text(doc))
     if doc.get("profiles"):
-        from ._ab_profile import render_profiles
-
-        _print(render_profiles(doc["profiles"]))
+        _print(ab.render_profiles(doc["profiles"]))
     if args.json is not None:
         ab.write_json_report(args.json, doc)
     if args.markdown is not None:
         md = ab.render_markdown(doc)
         if doc.get("profiles"):  # issue 16: the top of each regressed series' diff
-            from ._ab_profile import render_profiles
-
-            md += "\n```\n" + render_profiles(doc["profiles"]) + "\n```\n"
+            md += "\n```\n" + ab.render_profiles(doc["profiles"]) + "\n```\n"
         summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
         if args.markdown:
             write_atomic(Path(args.markdown), md)

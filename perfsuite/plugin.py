@@ -6,20 +6,19 @@ plugin imports neither JAX nor PyTorch, so ordinary test runs pay nothing for it
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import pytest
 
-from . import _turns
 from ._options import PerfConfig, PerfMarkerOptions, add_options
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from ._fixture import Perf
     from ._session import PerfSession
+    from .ab._turns import PytestTurns  # noqa: F401  (the type of `perf_turns_key`)
 
 # The measurement engine (NumPy, SciPy) is imported only when --perf is given: a plain test
 # run must not pay for it.
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
 
 perf_config_key = pytest.StashKey[PerfConfig]()
 perf_session_key = pytest.StashKey["PerfSession"]()
+#: This run's end of `perfsuite ab`'s turn-taking (None outside a pair), handed to the engine.
+perf_turns_key = pytest.StashKey["PytestTurns | None"]()
 
 SKIP_REASON = "perf test: run with --perf to measure it"
 
@@ -48,12 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     cfg = PerfConfig.from_pytest_config(config)
     config.stash[perf_config_key] = cfg
-    if cfg.enabled and os.environ.get(_turns.ENV) and config.getoption("numprocesses", None):
-        # The pair's turn-taking is between two processes; xdist workers would all share it.
-        raise pytest.UsageError(
-            "`perfsuite ab` runs each revision in one process: drop `-n/--numprocesses` "
-            "(pytest-xdist) from the pytest arguments."
-        )
+    from .ab._turns import PytestTurns  # light: `perfsuite.ab` imports its parts lazily
+
+    config.stash[perf_turns_key] = PytestTurns.for_session(config, perf_enabled=cfg.enabled)
     if cfg.enabled:
         from ._session import PerfSession
 
@@ -98,8 +96,7 @@ def perf(request: pytest.FixtureRequest) -> Iterator[Perf]:
 
     marker = PerfMarkerOptions.from_pytest_item(node)
     session = config.stash[perf_session_key]
-    # Under `perfsuite ab` every timed section first takes this process's turn.
-    before_round = _turns.take_turn if os.environ.get(_turns.ENV) else lambda: None
+    before_round = before_round_hook(config)
     perf = Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
     perf.profiler = _profiler(config, cfg, marker, node.nodeid)
     yield perf
@@ -108,12 +105,23 @@ def perf(request: pytest.FixtureRequest) -> Iterator[Perf]:
     perf.profiler.after_test(perf.sources, session)
 
 
+def before_round_hook(config: pytest.Config) -> Callable[[], None]:
+    """The engine's `before_round` hook for this session (every fixture that measures hands it
+    on, as it hands on `device_lock`): under `perfsuite ab` it takes this process's turn."""
+    turns = config.stash.get(perf_turns_key, None)
+    return turns.before_round if turns is not None else _no_turns
+
+
+def _no_turns() -> None:
+    """Outside a `perfsuite ab` pair nothing waits for a turn."""
+
+
 def _profiler(config: pytest.Config, cfg: PerfConfig, marker: PerfMarkerOptions, nodeid: str):
     """Issue 16: the hook that profiles both sides of a comparison after its verdict."""
     from ._profile import Profiler
 
     mode = marker.profile or cfg.profile
-    if os.environ.get(_turns.ENV):
+    if config.stash.get(perf_turns_key, None) is not None:
         # A run of a `perfsuite ab` pair: profiling between its turns would load the CPU
         # its partner is timing on. `perfsuite ab --profile` profiles in runs of its own.
         mode = "off"

@@ -16,8 +16,9 @@ from _ab_repo import PERF_TEST, make_repo
 from _ab_repo import git as _git
 
 import perfsuite
-from perfsuite import _ab
+from perfsuite import ab
 from perfsuite._options import FailExpr
+from perfsuite.ab import _loop, _runs
 
 
 #: The perfsuite being tested, first on the import path of every subprocess.
@@ -39,21 +40,21 @@ def repo(tmp_path: Path) -> Path:
 
 
 def _runner(cfg, side, index, tree, out):
-    return _ab.RunResult(side, index, 0.01, 0, {"t.py::t::x": ("median", 1e-3 * (1 + index % 3))})
+    return ab.RunResult(side, index, 0.01, 0, {"t.py::t::x": ("median", 1e-3 * (1 + index % 3))})
 
 
 @pytest.mark.parametrize("dirty", [True, False])
 def test_a_dirty_working_tree_as_head_is_said_everywhere(repo: Path, dirty: bool) -> None:
     if dirty:
         (repo / "test_sum.py").write_text(PERF_TEST.format(n=300))
-    cfg = _ab.AbConfig(
+    cfg = ab.AbConfig(
         base="HEAD~1", head=None, pytest_args=(), fail=FailExpr("median", 0.05), repo=repo,
         min_runs=2, max_runs=2,
     )  # fmt: skip
     stream = io.StringIO()
-    doc = _ab.run_ab(cfg, progress=_ab.Progress(stream), runner=_runner)
+    doc = ab.run_ab(cfg, progress=ab.Progress(stream), runner=_runner)
     assert doc["head"]["dirty"] is dirty
-    text, md = _ab.render_text(doc), _ab.render_markdown(doc)
+    text, md = ab.render_text(doc), ab.render_markdown(doc)
     if dirty:
         assert (
             "HEAD is the working tree, dirty: uncommitted changes on top of " in stream.getvalue()
@@ -220,24 +221,23 @@ def test_runs_whose_ab_is_killed_exit_within_seconds(repo: Path, ab_taking_turns
 
 def test_with_jobs_a_failing_pair_stops_the_others_at_once(repo: Path, monkeypatch) -> None:
     """`--jobs`: the pairs running in other threads are told to stop (and kill their runs)."""
-    from perfsuite import _ab_runs
 
     def fake_pair(cfg, index, order, trees, out):
         if index == 0:
-            raise _ab.AbError("pair 1 crashed")
+            raise ab.AbError("pair 1 crashed")
         # A real pair polls `stopping` while its runs take turns, as this one does.
-        if _ab_runs.stopping.wait(20):
-            raise _ab.AbError("stopped")
+        if _runs.stopping.wait(20):
+            raise ab.AbError("stopped")
         raise AssertionError("never told to stop")
 
-    monkeypatch.setattr(_ab, "run_pair", fake_pair)
-    cfg = _ab.AbConfig(
+    monkeypatch.setattr(_loop, "run_pair", fake_pair)
+    cfg = ab.AbConfig(
         base="HEAD~1", head="HEAD", pytest_args=(), fail=FailExpr("median", 0.05), repo=repo,
         min_runs=2, max_runs=2, jobs=2,
     )  # fmt: skip
     start = time.monotonic()
-    with pytest.raises(_ab.AbError, match="pair 1 crashed"):
-        _ab.run_ab(cfg)
+    with pytest.raises(ab.AbError, match="pair 1 crashed"):
+        ab.run_ab(cfg)
     assert time.monotonic() - start < 10
-    assert not _ab_runs.stopping.is_set()  # cleared for the next run
+    assert not _runs.stopping.is_set()  # cleared for the next run
     assert _git(repo, "worktree", "list").count("\n") == 0

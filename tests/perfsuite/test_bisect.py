@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from _ab_repo import git
 
-from perfsuite import _bisect
-from perfsuite._ab_config import AbConfig
-from perfsuite._bisect import SAME, SKIP, SLOWER, UNSURE, Step
 from perfsuite._values import FailExpr
+from perfsuite.ab import AbConfig, _bisect
+from perfsuite.ab._bisect import SAME, SKIP, SLOWER, UNSURE, Step
 from perfsuite.cli import main
 
 

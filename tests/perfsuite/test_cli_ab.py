@@ -14,8 +14,10 @@ import pytest
 from _ab_repo import PERF_TEST, make_repo
 from _ab_repo import git as _git
 
-from perfsuite import _ab
+from perfsuite import _stats, ab
 from perfsuite._options import FailExpr
+from perfsuite._results import run_statistics
+from perfsuite.ab import _loop
 from perfsuite.cli import main
 
 
@@ -29,9 +31,9 @@ def repo(tmp_path: Path) -> Path:
 
 def test_signed_rank_interval_needs_eight_values_at_99_percent() -> None:
     x = [0.01 * i for i in range(1, 8)]
-    assert _ab.signed_rank_interval(x, level=0.99)[1:] == (-math.inf, math.inf)
+    assert _stats.signed_rank_interval(x, level=0.99)[1:] == (-math.inf, math.inf)
     x = [0.01 * i for i in range(1, 9)]
-    est, low, high = _ab.signed_rank_interval(x, level=0.99)
+    est, low, high = _stats.signed_rank_interval(x, level=0.99)
     assert (low, high) == (pytest.approx(0.01), pytest.approx(0.08))  # min and max
     assert est == pytest.approx(0.045)
 
@@ -41,7 +43,7 @@ def test_signed_rank_interval_covers_at_its_level() -> None:
     covered = sum(
         low <= 0.0 <= high
         for _, low, high in (
-            _ab.signed_rank_interval(rng.standard_t(3, size=12), level=0.9) for _ in range(1000)
+            _stats.signed_rank_interval(rng.standard_t(3, size=12), level=0.9) for _ in range(1000)
         )
     )
     assert 0.87 <= covered / 1000 <= 0.95
@@ -50,8 +52,8 @@ def test_signed_rank_interval_covers_at_its_level() -> None:
 def test_signed_rank_interval_is_narrower_than_the_sign_test() -> None:
     rng = np.random.default_rng(2)
     x = rng.normal(0.05, 0.02, size=20)
-    _, lo_w, hi_w = _ab.paired_interval(x, level=0.99, test="signed-rank")
-    _, lo_s, hi_s = _ab.paired_interval(x, level=0.99, test="sign")
+    _, lo_w, hi_w = _stats.paired_interval(x, level=0.99, test="signed-rank")
+    _, lo_s, hi_s = _stats.paired_interval(x, level=0.99, test="sign")
     assert hi_w - lo_w < hi_s - lo_s
 
 
@@ -82,13 +84,13 @@ def test_run_statistics_takes_the_median_of_every_kind() -> None:
             {"kind": "record", "id": "t::r", "test": "t", "name": "r", "value": 1.0},
         ]
     }
-    assert _ab.run_statistics(doc, None) == {
+    assert run_statistics(doc, None) == {
         "t::m": ("median", 2.0),
         "t::s": ("median", 2.0),
         "t::a": ("median", 4.5),
     }
-    assert _ab.run_statistics(doc, "mean")["t::m"] == ("mean", 2.0)
-    assert _ab.run_statistics(doc, "min")["t::a"] == ("min", 4.0)
+    assert run_statistics(doc, "mean")["t::m"] == ("mean", 2.0)
+    assert run_statistics(doc, "min")["t::a"] == ("min", 4.0)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -104,14 +106,14 @@ def _fake_runner(head_factor: float, noise: float, calls: list[str], seed: int =
         stats = {"t.py::test::x": ("min", value)}
         if side == "HEAD":
             stats["t.py::test_new::y"] = ("min", 1e-3)
-        return _ab.RunResult(side, index, 0.01, 0, stats)
+        return ab.RunResult(side, index, 0.01, 0, stats)
 
     return runner
 
 
-def _cfg(repo: Path, **kw) -> _ab.AbConfig:
+def _cfg(repo: Path, **kw) -> ab.AbConfig:
     base = {"base": "HEAD~1", "head": "HEAD", "pytest_args": (), "fail": FailExpr("median", 0.05)}
-    return _ab.AbConfig(**{**base, "repo": repo, **kw})
+    return ab.AbConfig(**{**base, "repo": repo, **kw})
 
 
 @pytest.mark.parametrize(
@@ -124,7 +126,7 @@ def _cfg(repo: Path, **kw) -> _ab.AbConfig:
 )
 def test_loop_verdicts_and_exit_codes(repo, factor, noise, verdict, code) -> None:
     calls: list[str] = []
-    doc = _ab.run_ab(
+    doc = ab.run_ab(
         _cfg(repo, max_runs=12), runner=_fake_runner(factor, noise, calls, seed=int(factor * 100))
     )
     m = {x["series"]: x for x in doc["measurements"]}
@@ -159,12 +161,12 @@ def test_jobs_run_pairs_at_once_and_keep_their_order(repo, monkeypatch) -> None:
             noise = math.exp(rng.normal(0.0, 0.01))
         spans[index] = (start, time.perf_counter())
         return [
-            _ab.RunResult(side, index, 0.05, 0, {"t.py::test::x": ("median", values[side] * noise)})
+            ab.RunResult(side, index, 0.05, 0, {"t.py::test::x": ("median", values[side] * noise)})
             for side in order
         ]
 
-    monkeypatch.setattr(_ab, "run_pair", fake_pair)
-    doc = _ab.run_ab(_cfg(repo, min_runs=8, max_runs=40, jobs=2))
+    monkeypatch.setattr(_loop, "run_pair", fake_pair)
+    doc = ab.run_ab(_cfg(repo, min_runs=8, max_runs=40, jobs=2))
     assert doc["rule"]["jobs"] == 2
     assert doc["stopped"] == "decided"
     (m,) = doc["measurements"]
@@ -181,17 +183,17 @@ def test_jobs_run_pairs_at_once_and_keep_their_order(repo, monkeypatch) -> None:
 
 def test_jobs_are_one_at_a_time_with_a_test_runner(repo) -> None:
     calls: list[str] = []
-    doc = _ab.run_ab(_cfg(repo, max_runs=8, jobs=2), runner=_fake_runner(1.2, 0.01, calls))
+    doc = ab.run_ab(_cfg(repo, max_runs=8, jobs=2), runner=_fake_runner(1.2, 0.01, calls))
     assert calls[:4] == ["BASE", "HEAD", "HEAD", "BASE"]
     assert doc["stopped"] == "decided"
 
 
 def test_loop_refuses_when_nothing_is_common(repo) -> None:
     def runner(cfg, side, index, tree, out):
-        return _ab.RunResult(side, index, 0.01, 0, {f"{side}::x": ("min", 1.0)})
+        return ab.RunResult(side, index, 0.01, 0, {f"{side}::x": ("min", 1.0)})
 
-    with pytest.raises(_ab.AbError, match="measured no series in common"):
-        _ab.run_ab(_cfg(repo, min_runs=2, max_runs=2), runner=runner)
+    with pytest.raises(ab.AbError, match="measured no series in common"):
+        ab.run_ab(_cfg(repo, min_runs=2, max_runs=2), runner=runner)
 
 
 def test_bad_revision_names_the_argument(repo, capsys) -> None:
@@ -207,11 +209,11 @@ def test_bad_revision_names_the_argument(repo, capsys) -> None:
         (["--min-runs", "0"], "argument --min-runs: Could not parse value: '0'"),
         (
             ["--min-runs", "9", "--max-runs", "8"],
-            "`--max-runs` (8) must be at least `--min-runs` (9)",
+            "`max_runs` (--max-runs) = 8 must be at least `min_runs` (--min-runs) = 9",
         ),
         (["--level", "1.5"], "argument --level: Could not parse value: '1.5'"),
         (["--jobs", "0"], "argument --jobs/-j: Could not parse value: '0'"),
-        (["--jobs", "2", "--sequential"], "`--jobs` 2: pairs run at once need a CPU each"),
+        (["--jobs", "2", "--sequential"], "`jobs` (--jobs) = 2: pairs run at once need a CPU each"),
         (["--jobs", "2", "--no-pin"], "without `--sequential` or `--no-pin`"),
         (["--jobs", "10000"], "must be at most the"),
     ],
@@ -335,7 +337,7 @@ def test_jobs_end_to_end_pins_each_pair_to_its_own_cpu(repo, tmp_path, monkeypat
 
 @pytest.mark.parametrize("cpus", [1, 2, 3, 4, 8])
 def test_cpu_rotation_balances_who_leads_and_separates_concurrent_pairs(cpus) -> None:
-    from perfsuite._ab_runs import cpu_slot
+    from perfsuite.ab._runs import cpu_slot
 
     n = 8 * cpus
     slots = [cpu_slot(i, cpus) for i in range(n)]
@@ -347,32 +349,3 @@ def test_cpu_rotation_balances_who_leads_and_separates_concurrent_pairs(cpus) ->
         for start in range(0, n - jobs, jobs):
             batch = slots[start : start + jobs]
             assert len(set(batch)) == len(batch)
-
-
-# --------------------------------------------------------------------------- import roots
-
-
-def test_import_roots_map_the_checkouts_entries_into_the_worktree(tmp_path: Path) -> None:
-    from perfsuite._ab_runs import import_roots
-
-    repo, tree = tmp_path / "repo", tmp_path / "wt"
-    (repo / "src").mkdir(parents=True)
-    tree.mkdir()
-    # An editable install of `repo` (src layout) and an unrelated site-packages.
-    path = [str(repo), str(repo / "src"), str(tmp_path / "site-packages")]
-    assert import_roots(repo, tree, path) == [tree, tree / "src"]
-
-
-def test_import_roots_of_a_project_not_installed_follow_its_layout(tmp_path: Path) -> None:
-    from perfsuite._ab_runs import import_roots
-
-    repo, flat, src_layout = tmp_path / "repo", tmp_path / "flat", tmp_path / "srcl"
-    repo.mkdir()
-    flat.mkdir()
-    (flat / "pkg").mkdir()
-    (flat / "pkg" / "__init__.py").write_text("")
-    (src_layout / "src" / "pkg").mkdir(parents=True)
-    (src_layout / "src" / "pkg" / "__init__.py").write_text("")
-    elsewhere = [str(tmp_path / "site-packages")]
-    assert import_roots(repo, flat, elsewhere) == [flat]
-    assert import_roots(repo, src_layout, elsewhere) == [src_layout / "src", src_layout]

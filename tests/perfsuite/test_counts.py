@@ -423,7 +423,7 @@ def test_compare_gates_one_extra_call(run_perf, pytester, monkeypatch):
 def test_perfsuite_ab_fails_on_one_more_call_even_when_the_times_agree(tmp_path):
     from _ab_repo import make_repo
 
-    from perfsuite import _ab
+    from perfsuite import ab as _ab
 
     repo = make_repo(tmp_path)
 
@@ -459,7 +459,7 @@ def test_counting_calls_run_with_the_collector_off_and_leave_it_on():
 
 
 def test_ab_report_lists_count_changes():
-    from perfsuite._ab_report import _count_lines
+    from perfsuite.ab._report import _count_lines
 
     base = [_count_gate.count_values(_doc({"a": {"python_calls": 300}}))]
     head = [_count_gate.count_values(_doc({"a": {"python_calls": 302}}))]

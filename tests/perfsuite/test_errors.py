@@ -17,12 +17,13 @@ def test_every_error_is_a_perf_error_and_keeps_its_builtin_kind():
     assert issubclass(perfsuite.PerfUsageError, ValueError)
     for cls in (perfsuite.SchemaError, perfsuite.AbError, perfsuite.AsvExportError):
         assert issubclass(cls, perfsuite.PerfError)
-    from perfsuite import _ab_runs, _asv_export, _results
+    from perfsuite import _asv_export, _results
+    from perfsuite.ab import _runs
     from perfsuite.instruments import PerfUsageError
 
     # Defined once: the modules that raise them re-use the same classes.
     assert _results.SchemaError is perfsuite.SchemaError
-    assert _ab_runs.AbError is perfsuite.AbError
+    assert _runs.AbError is perfsuite.AbError
     assert _asv_export.AsvExportError is perfsuite.AsvExportError
     assert PerfUsageError is perfsuite.PerfUsageError
 

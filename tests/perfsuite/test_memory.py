@@ -495,9 +495,9 @@ def test_perfsuite_ab_judges_memory_and_a_regression_sets_the_exit_code(
     doubled (exit 1, the verdict naming the series, both byte counts and the source)."""
     from _ab_repo import make_repo
 
-    from perfsuite import _ab
-    from perfsuite._ab_report import render_text
+    from perfsuite import ab as _ab
     from perfsuite._options import FailExpr
+    from perfsuite.ab import render_text
 
     repo = make_repo(tmp_path)
     rng = np.random.default_rng(0)

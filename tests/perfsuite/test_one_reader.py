@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from perfsuite import _ab_runs, _asv_export, _report
+from perfsuite import _asv_export, _report
 from perfsuite._memory_gate import memory_readings
 from perfsuite._plots import write_plots
-from perfsuite._results import MEMORY_SUFFIX, iter_series, series, validate_document
+from perfsuite._results import MEMORY_SUFFIX, iter_series, run_statistics, series, validate_document
 
 
 EVERY_KIND = """
@@ -81,7 +81,7 @@ def test_every_reader_sees_the_same_series(document, tmp_path):
     assert counted == {f"{sid}::counts" for sid in TIMED} | {"test_inner.py::test_all::counted"}
     assert {s.id for s in all_series if s.timed} == TIMED
     assert set(series(document)) == TIMED
-    assert set(_ab_runs.run_statistics(document, None)) == TIMED
+    assert set(run_statistics(document, None)) == TIMED
     assert set(memory_readings(document)) == memory
     asv = _asv_export.benchmarks_from(document)
     every = TIMED | {"test_inner.py::test_all::loop", "test_inner.py::test_all::speedup"}
@@ -116,7 +116,7 @@ def test_a_kind_from_a_newer_perfsuite_passes_through_every_reader(document, tmp
     validate_document(doc)
     assert [s.kind for s in iter_series(doc)][-1] == "energy"
     assert set(series(doc)) == TIMED
-    assert set(_ab_runs.run_statistics(doc, None)) == TIMED
+    assert set(run_statistics(doc, None)) == TIMED
     assert _asv_export.asv_name("t::m") not in _asv_export.benchmarks_from(doc)
     assert any("energy" in row[-1] for row in _report.rows(doc["measurements"]))
     write_plots(doc, tmp_path, stem="r")
@@ -132,7 +132,7 @@ def test_profiles_are_read_through_the_one_model(run_perf, pytester, tmp_path):
     result.assert_outcomes(passed=1)
     validate_document(doc)
     assert set(series(doc)) == TIMED
-    assert set(_ab_runs.run_statistics(doc, None)) == TIMED
+    assert set(run_statistics(doc, None)) == TIMED
     # Profiles add nothing to what asv sees: the same benchmarks as without them.
     bare = {**doc, "measurements": [dict(m) for m in doc["measurements"]]}
     for m in bare["measurements"]:

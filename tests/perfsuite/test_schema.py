@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite import _ab, _ab_runs
+from perfsuite import ab as _ab
 from perfsuite._options import FailExpr
 from perfsuite._results import (
     SCHEMA,
@@ -19,6 +19,7 @@ from perfsuite._results import (
     validate_document,
     write_json,
 )
+from perfsuite.ab import _runs as _ab_runs
 from perfsuite.cli import main
 
 

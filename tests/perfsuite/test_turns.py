@@ -1,4 +1,4 @@
-"""Turn-taking between the two runs of a `perfsuite ab` pair (`perfsuite._turns`)."""
+"""Turn-taking between the two runs of a `perfsuite ab` pair (`perfsuite.ab._turns`)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite import _turns
+from perfsuite.ab import _turns
 
 
 WORKER = textwrap.dedent(
     """
     import sys, time
-    from perfsuite._turns import Turns
-    inbox, outbox, first, log, n = sys.argv[1:6]
-    turns = Turns(inbox, outbox, first == "1")
+    from perfsuite.ab._turns import Turns
+    log, n = sys.argv[1:3]
+    turns = Turns.from_env()  # as `PairTurns.env` set it
     with open(log, "w") as fh:
         for i in range(int(n)):
             turns.take()
@@ -31,29 +31,24 @@ WORKER = textwrap.dedent(
 
 
 def _pair(tmp_path: Path, n_a: int, n_b: int) -> dict[str, list[tuple[float, float, int]]]:
-    """Run two workers taking turns (A measures first), as `perfsuite ab` would."""
-    inbox = {s: tmp_path / f"in-{s}" for s in "ab"}
-    fds = []
-    for path in inbox.values():
-        os.mkfifo(path)
-        fds.append(os.open(path, os.O_RDWR))
+    """Run two workers taking turns (A measures first) through both ends of the protocol:
+    the parent's `PairTurns`, as `perfsuite ab` holds it, and each worker's `Turns`."""
     procs = {}
-    for side, other, first, n in (("a", "b", "0", n_a), ("b", "a", "1", n_b)):
-        cmd = [sys.executable, "-c", WORKER, str(inbox[side]), str(inbox[other]), first,
-               str(tmp_path / f"{side}.log"), str(n)]  # fmt: skip
-        procs[side] = subprocess.Popen(cmd)
-    done: set[str] = set()
-    deadline = time.monotonic() + 60
-    while len(done) < 2:
-        for side, other_fd in (("a", fds[1]), ("b", fds[0])):
-            if side not in done and procs[side].poll() is not None:
-                assert procs[side].returncode == 0
-                os.write(other_fd, _turns.PARTNER_GONE)
-                done.add(side)
-        assert time.monotonic() < deadline, "the pair deadlocked"
-        time.sleep(0.005)
-    for fd in fds:
-        os.close(fd)
+    with _turns.PairTurns(tmp_path, "000", ("a", "b"), None) as pair:
+        for side, n in (("a", n_a), ("b", n_b)):
+            cmd = [sys.executable, "-c", WORKER, str(tmp_path / f"{side}.log"), str(n)]
+            procs[side] = subprocess.Popen(cmd, env={**os.environ, **pair.env(side)})
+        done: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(done) < 2:
+            for side in "ab":
+                if side not in done and procs[side].poll() is not None:
+                    assert procs[side].returncode == 0
+                    pair.exited(side)
+                    done.add(side)
+            assert time.monotonic() < deadline, "the pair deadlocked"
+            time.sleep(0.005)
+    assert not list(tmp_path.glob("turns-*"))  # the FIFOs are gone with the pair
     out = {}
     for side in "ab":
         rows = (tmp_path / f"{side}.log").read_text().split("\n")
@@ -90,14 +85,6 @@ def test_a_malformed_variable_names_it_and_the_format(monkeypatch, spec) -> None
     monkeypatch.setenv(_turns.ENV, spec)
     with pytest.raises(ValueError, match=r"PERFSUITE_AB_TURNS=.*INBOX:OUTBOX:FIRST\[:CPU\]"):
         _turns.Turns.from_env()
-
-
-def test_xdist_inside_an_ab_run_is_a_usage_error(pytester, monkeypatch) -> None:
-    pytester.makepyfile("def test_x():\n    pass\n")
-    monkeypatch.setenv(_turns.ENV, "in:out:0")
-    result = pytester.runpytest_subprocess("--perf", "-n", "2")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*perfsuite ab* runs each revision in one process*-n*"])
 
 
 def test_waiting_for_a_turn_stops_when_the_parent_is_gone(tmp_path, monkeypatch) -> None:
@@ -139,3 +126,57 @@ def test_runs_that_keep_taking_turns_still_notice_the_parent_is_gone(tmp_path, m
         turns.take()
     os.close(turns._in)
     os.close(turns._out)
+
+
+# --------------------------------------------------------------------------- the pytest end
+
+
+def test_the_pytest_end_opens_its_fifos_at_the_first_round_and_takes_turns(tmp_path) -> None:
+    """What the plugin hands the engine as `before_round`: nothing opened at configure time
+    (start-up runs on every CPU), then the protocol, then alone once the partner is gone."""
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    end = _turns.PytestTurns((str(inbox), str(outbox), True, None, os.getppid()))
+    for path in (inbox, outbox):
+        os.mkfifo(path)
+    partner_in = os.open(inbox, os.O_RDWR)
+    partner_out = os.open(outbox, os.O_RDWR)
+    try:
+        os.write(partner_in, _turns.TOKEN)  # the partner's round is over: our turn
+        end.before_round()
+        assert os.read(partner_out, 1) == _turns.TOKEN  # it handed the first round over
+        os.write(partner_in, _turns.PARTNER_GONE)
+        end.before_round()  # hands over, then learns the partner is gone
+        assert os.read(partner_out, 1) == _turns.TOKEN
+        start = time.monotonic()
+        end.before_round()  # alone: returns at once, writes nothing
+        assert time.monotonic() - start < 0.5
+    finally:
+        os.close(partner_in)
+        os.close(partner_out)
+
+
+@pytest.mark.parametrize(
+    ("spec", "args", "message"),
+    [
+        # The pair's turn-taking is between two processes; xdist workers would all share it.
+        ("in:out:0", ["-n", "2"], "*perfsuite ab* runs each revision in one process*-n*"),
+        ("in:out:maybe", [], "*PERFSUITE_AB_TURNS='in:out:maybe': expected*"),
+    ],
+)
+def test_a_run_of_a_pair_is_checked_before_any_test(pytester, monkeypatch, spec, args, message):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    monkeypatch.setenv(_turns.ENV, spec)
+    result = pytester.runpytest("--perf", "-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    # Without --perf the variable is not read: the run is not a measured one. (In-process
+    # sessions, one after the other: each makes its own end, nothing is kept in a module.)
+    assert pytester.runpytest("-p", "no:cacheprovider").ret == 0
+
+
+def test_a_run_that_measures_nothing_never_touches_the_fifos(pytester, monkeypatch) -> None:
+    """The FIFOs named do not exist: a session without timed rounds still passes."""
+    pytester.makepyfile("import pytest\n\n\n@pytest.mark.perf\ndef test_x():\n    pass\n")
+    monkeypatch.setenv(_turns.ENV, f"{pytester.path / 'no-in'}:{pytester.path / 'no-out'}:1")
+    result = pytester.runpytest("--perf", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

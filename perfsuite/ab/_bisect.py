@@ -34,10 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._ab import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_REGRESSION, AbConfig, Progress, run_ab
-from ._ab_runs import _command, _git, resolve_commit, run_env, worktrees
-from ._errors import AbError
-from ._format import fmt_seconds
+from .._errors import AbError, PerfError
+from .._format import fmt_seconds
+from ._config import AbConfig
+from ._git import git, is_ancestor, resolve_commit, worktrees
+from ._judge import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_REGRESSION
+from ._loop import Progress, run_ab
+from ._run_env import pytest_command, run_env
 
 
 SAME, SLOWER, UNSURE, SKIP = "same", "slower", "unsure", "skip"
@@ -90,11 +93,11 @@ def word_of(doc: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
 
 def collectable(cfg: AbConfig, commit: str) -> tuple[bool, str]:
     """Whether `commit`'s selected perf tests can be collected (import, install, collect)."""
-    repo = Path(_git(cfg.repo, "rev-parse", "--show-toplevel"))
+    repo = Path(git(cfg.repo, "rev-parse", "--show-toplevel"))
     with worktrees(repo, {"PROBE": commit}) as trees:
         tree = trees["PROBE"]
         env = run_env(tree, cfg.repo)
-        cmd = _command(cfg, tree / ".perfsuite-probe.json", env) + ["--collect-only"]
+        cmd = pytest_command(cfg, tree / ".perfsuite-probe.json", env) + ["--collect-only"]
         try:
             proc = subprocess.run(
                 cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=cfg.run_timeout_s
@@ -201,15 +204,12 @@ def bisect(
     """Find the first commit of GOOD..BAD whose perf tests are slower than GOOD's."""
     progress = progress or Progress(None)
     started = time.perf_counter()
-    repo = Path(_git(cfg.repo, "rev-parse", "--show-toplevel"))
+    repo = Path(git(cfg.repo, "rev-parse", "--show-toplevel"))
     good_c = resolve_commit(repo, good, "GOOD")
     bad_c = resolve_commit(repo, bad, "BAD")
-    ancestor = subprocess.run(
-        ["git", "merge-base", "--is-ancestor", good_c, bad_c], cwd=repo, capture_output=True
-    )
-    if ancestor.returncode != 0 or good_c == bad_c:
+    if not is_ancestor(repo, good_c, bad_c) or good_c == bad_c:
         raise AbError(f"`GOOD`={good!r} must be an ancestor of `BAD`={bad!r} (and not the same).")
-    commits = _git(repo, "rev-list", "--first-parent", "--reverse", f"{good_c}..{bad_c}").split()
+    commits = git(repo, "rev-list", "--first-parent", "--reverse", f"{good_c}..{bad_c}").split()
     if step is None:
 
         def step(base: str, commit: str) -> Step:
@@ -314,11 +314,11 @@ def run_verdict(
     """`ab-verdict GOOD`: the checked-out commit against GOOD, in `git bisect run`'s codes."""
     try:
         cfg = AbConfig.from_args(args, pytest_args, base=args.good, head="HEAD")
-        repo = Path(_git(cfg.repo, "rev-parse", "--show-toplevel"))
+        repo = Path(git(cfg.repo, "rev-parse", "--show-toplevel"))
         good = resolve_commit(repo, args.good, "GOOD")
         head = resolve_commit(repo, "HEAD", "HEAD")
         s = compare_with(cfg, good, head, Progress(None if args.quiet else _stderr()))
-    except AbError as exc:
+    except PerfError as exc:  # a bad option as well as a failed comparison stops the bisection
         emit(f"perfsuite ab-verdict: error: {exc}")
         return VERDICT_ABORT
     emit(f"perfsuite ab-verdict: {s.describe()}")

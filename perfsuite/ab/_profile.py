@@ -18,18 +18,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._ab_config import AbConfig
-from ._ab_runs import _command, _git, resolve_commit, run_env, worktrees
-from ._errors import AbError
-from ._profile import _safe, diff_tables
-from ._results import SchemaError, iter_profiles, load_document
+from .._errors import AbError
+from .._profile import _safe, diff_tables
+from .._results import SchemaError, iter_profiles, load_document
+from ._config import AbConfig
+from ._git import git, resolve_commit, worktrees
+from ._run_env import pytest_command, run_env
 
 
 def _profiled_run(cfg: AbConfig, side: str, tree: Path, out: Path) -> dict[str, dict]:
     """One run of `side` with every series profiled; `{series id: tables.json content}`."""
     json_path = out / f"{side.lower()}-profile.json"
     env = run_env(tree, cfg.repo)
-    cmd = _command(cfg, json_path, env) + ["--perf-profile=all"]
+    cmd = pytest_command(cfg, json_path, env) + ["--perf-profile=all"]
     proc = subprocess.run(
         cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=cfg.run_timeout_s
     )
@@ -65,7 +66,7 @@ def profile_regressions(cfg: AbConfig, doc: dict[str, Any]) -> list[dict[str, An
     regressed = [m["series"] for m in doc["measurements"] if m["verdict"] == "regression"]
     if not regressed:
         return []
-    repo = Path(_git(cfg.repo, "rev-parse", "--show-toplevel"))
+    repo = Path(git(cfg.repo, "rev-parse", "--show-toplevel"))
     revs = {"BASE": resolve_commit(repo, cfg.base, "BASE")}
     if cfg.head is not None:
         revs["HEAD"] = resolve_commit(repo, cfg.head, "HEAD")

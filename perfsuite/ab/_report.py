@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._format import fmt_seconds
+from .._format import fmt_seconds
 
 
 def _ci(m: dict[str, Any]) -> str:
@@ -99,7 +99,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
 def _count_lines(doc: dict[str, Any]) -> list[str]:
     """The exact tier: counts compared exactly (`_count_gate.ab_verdicts`), if any."""
-    from ._count_gate import message
+    from .._count_gate import message
 
     counts = doc.get("counts") or {}
     if not counts.get("entries") and not counts.get("same"):
@@ -112,14 +112,14 @@ def _count_lines(doc: dict[str, Any]) -> list[str]:
 
 
 def write_json_report(path: Path, doc: dict[str, Any]) -> None:
-    from ._results import write_atomic
+    from .._results import write_atomic
 
     write_atomic(path, json.dumps(doc, indent=1) + "\n")
 
 
 def memory_lines(doc: dict[str, Any]) -> list[str]:
     """One line per memory verdict (HEAD against BASE), with both byte counts and the source."""
-    from ._memory import memory_message
+    from .._memory import memory_message
 
     verdicts = doc.get("memory") or []
     return ([""] if verdicts else []) + [memory_message(v) for v in verdicts]
