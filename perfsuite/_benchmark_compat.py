@@ -474,13 +474,16 @@ class BenchmarkFixture:
                 f"{self.fullname}: `benchmark.extra_info` must be a dict, got "
                 f"{type(self.extra_info).__name__}."
             )
-        for key, value in self.extra_info.items():
+        for key, value in list(self.extra_info.items()):
             try:
                 json.dumps({key: value})
             except (TypeError, ValueError) as exc:
+                # Left out, so that the session's results can still be written.
+                del self.extra_info[key]
                 raise PerfUsageError(
                     f"{self.fullname}: `benchmark.extra_info[{key!r}]` must be a JSON value "
-                    f"(str, number, bool, None, list, dict with str keys), got {value!r}: {exc}."
+                    f"(str, number, bool, None, list, dict with str keys), got {value!r}: "
+                    f"{exc}; it is left out of the results."
                 ) from None
 
 
@@ -549,9 +552,16 @@ def _pedantic_rounds(perf, target, make, teardown, rounds, warmup_rounds, iterat
             teardown(*a, **kw)
         return out
 
+    def arguments() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        # A setup's device work (e.g. `torch.randn(..., device="cuda")`) is queued, not done:
+        # waited for here, untimed, or the timed call would be charged for it.
+        a, kw = make()
+        select_instrument((a, kw)).wait((a, kw))
+        return a, kw
+
     with engine.lock():
         engine.before_round()
-        a, kw = make()
+        a, kw = arguments()
         with compile_log() as first_log:
             start = time.perf_counter()
             out = target(*a, **kw)
@@ -566,7 +576,7 @@ def _pedantic_rounds(perf, target, make, teardown, rounds, warmup_rounds, iterat
         cand.calls_per_timed_chunk = iterations
         for _ in range(warmup_rounds):
             engine.before_round()
-            a, kw = make()
+            a, kw = arguments()
             instrument.time_calls(functools.partial(target, *a, **kw), iterations)
             if teardown is not None:
                 teardown(*a, **kw)
@@ -574,7 +584,7 @@ def _pedantic_rounds(perf, target, make, teardown, rounds, warmup_rounds, iterat
         with engine.timed_heap(settle=True):
             for _ in range(rounds):
                 engine.before_round()
-                a, kw = make()
+                a, kw = arguments()
                 call = functools.partial(target, *a, **kw)
                 round_start = time.perf_counter()
                 with compile_log() as log:

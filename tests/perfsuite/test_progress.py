@@ -58,7 +58,8 @@ def test_no_progress_lines_with_qq_or_off(run_perf, pytester, args):
 def test_a_bad_progress_value_names_the_option(pytester):
     result = pytester.runpytest("--perf", "--perf-progress=soon")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--perf-progress" in result.stderr.str() and "'off'" in result.stderr.str()
+    assert "--perf-progress" in result.stderr.str()
+    assert "'off'" in result.stderr.str()
 
 
 class _Cmp:
