@@ -661,6 +661,11 @@ class BenchmarkPlugin:
             yield fixture
             fixture.check_extra_info()
 
+    @pytest.fixture
+    def benchmark_weave(self, benchmark: BenchmarkFixture):
+        """pytest-benchmark's aspectlib fixture: not supported (the error says instead what)."""
+        benchmark.weave()
+
     def _settings(self, node: pytest.Item, opts: dict[str, Any]) -> dict[str, Any]:
         """Settings overrides: the marker's over the options; a `perf` marker's rounds win."""
         out: dict[str, Any] = {}

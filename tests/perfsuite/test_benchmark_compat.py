@@ -256,14 +256,18 @@ def test_misuse_is_an_error_naming_the_rule(pytester):
         def test_marker(benchmark):
             pass
 
+        def test_weave(benchmark_weave):
+            pass
+
         def test_extra_info_not_json(benchmark):
             benchmark(sum, [1])
             benchmark.extra_info["obj"] = object()
         """
     )
     result = pytester.runpytest("-p", "no:benchmark", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5, errors=2)
+    result.assert_outcomes(passed=5, errors=3)
     out = result.stdout.str()
+    assert "`benchmark.weave`/`benchmark.patch` (aspectlib) are not supported" in out
     assert "benchmark marker got unknown keyword argument(s) ['grup']" in out
     assert "`benchmark.extra_info['obj']` must be a JSON value" in out
 
