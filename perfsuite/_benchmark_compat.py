@@ -630,7 +630,12 @@ class BenchmarkPlugin:
         self.skip = bool(opt("benchmark_skip", False))
         self.only = bool(opt("benchmark_only", False))
         self.json_path: Path | None = opt("benchmark_json", None)
-        self.ignored = [f for f in given_options(config) if f not in USED_OPTIONS]
+        given = given_options(config)
+        self.ignored = [f for f in given if f not in USED_OPTIONS]
+        # Read only when given: pytest-benchmark's own defaults (5 rounds, 1 s) would
+        # otherwise replace perfsuite's (and --perf-quick's) whenever its plugin parsed them.
+        self.min_rounds = opt("benchmark_min_rounds") if "--benchmark-min-rounds" in given else None
+        self.max_time = opt("benchmark_max_time") if "--benchmark-max-time" in given else None
         self.json_written: Path | None = None
         self.json_error: str | None = None
         config.addinivalue_line(
@@ -669,8 +674,8 @@ class BenchmarkPlugin:
     def _settings(self, node: pytest.Item, opts: dict[str, Any]) -> dict[str, Any]:
         """Settings overrides: the marker's over the options; a `perf` marker's rounds win."""
         out: dict[str, Any] = {}
-        rounds = opts.get("min_rounds", self.config.getoption("benchmark_min_rounds", None))
-        max_time = opts.get("max_time", self.config.getoption("benchmark_max_time", None))
+        rounds = opts.get("min_rounds", self.min_rounds)
+        max_time = opts.get("max_time", self.max_time)
         perf_marker = node.get_closest_marker("perf")
         if rounds is not None and not (perf_marker and "rounds" in perf_marker.kwargs):
             out["min_rounds"] = int(rounds)

@@ -291,13 +291,19 @@ def test_which_fixture_wins(pytester, run_perf):
     assert "1 tests use pytest-benchmark's `benchmark` fixture and were deselected" in (
         result.stdout.str()
     )
-    result, doc = run_perf("--perf-benchmark-fixture", "-s", "--benchmark-min-rounds=12")
+    args = ("--perf-benchmark-fixture", "-s", "--benchmark-max-time=0.000001")
+    result, doc = run_perf(*args, "--benchmark-min-rounds=12")
     result.assert_outcomes(passed=1)
     assert "FIXTURE perfsuite._benchmark_compat" in result.stdout.str()
     (m,) = doc["measurements"]
     assert m["id"] == "test_which.py::test_which::benchmark"
-    # --benchmark-min-rounds (parsed by pytest-benchmark's own option) is perfsuite's rounds.
-    assert len(m["candidate"]["samples_s"]) >= 12
+    # pytest-benchmark's own options, parsed by it, read by perfsuite: 12 rounds first, then
+    # one batch of half as many again (`perf.measure`), since the 1 us of further rounds
+    # (`--benchmark-max-time`) is spent by then: 18 in all. Without the rounds option it is
+    # --perf-quick's 8 + 4 (pytest-benchmark's default of 5 is not taken for perfsuite's).
+    assert len(m["candidate"]["samples_s"]) == 18
+    _, doc = run_perf(*args)
+    assert len(doc["measurements"][0]["candidate"]["samples_s"]) == 12
 
 
 def test_jax_outputs_are_waited_for(run_perf, pytester):
@@ -385,3 +391,22 @@ def test_baselines_see_benchmarks(pytester, run_perf):
     saved.assert_outcomes(passed=1)
     (stored,) = Path(pytester.path, ".perf").glob("*/0001_main.json")
     assert "test_b.py::test_b::benchmark" in series(json.loads(stored.read_text()))
+
+
+def test_benchmark_skip_and_only(pytester):
+    pytester.makepyfile(
+        test_so="""
+        def test_bench(benchmark):
+            assert benchmark(len, "abc") == 3
+
+        def test_plain():
+            pass
+        """
+    )
+    base = ("-p", "no:benchmark", "-p", "no:cacheprovider", "-rs")
+    only = pytester.runpytest(*base, "--benchmark-only")
+    only.assert_outcomes(passed=1, skipped=1)
+    assert "Skipping non-benchmark (--benchmark-only active)" in only.stdout.str()
+    skip = pytester.runpytest(*base, "--benchmark-skip")
+    skip.assert_outcomes(passed=1, skipped=1)
+    assert "--benchmark-skip was used" in skip.stdout.str()
