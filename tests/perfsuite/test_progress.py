@@ -90,3 +90,15 @@ def test_lines_wait_for_the_threshold_between_lines(monkeypatch):
         "ref [1.25x, 2.5x] (99% CI), 1.2 s of the 20 s budget"
     )
     assert "after 12 s" in lines[1]
+
+
+def test_parse_progress_after():
+    import argparse
+
+    from perfsuite._values import parse_progress_after
+
+    assert parse_progress_after("off") is None
+    assert parse_progress_after("2.5") == 2.5
+    for bad in ("0", "-1", "soon", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive number of seconds"):
+            parse_progress_after(bad)
