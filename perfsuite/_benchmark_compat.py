@@ -408,9 +408,10 @@ class BenchmarkFixture:
 
         `setup()` runs before every round, untimed; when it returns `(args, kwargs)` those
         are the call's arguments (then `args`/`kwargs` must be empty). `teardown(*args,
-        **kwargs)` runs after every round, untimed. Under `--perf` one first call (with its
-        setup and teardown) comes before the warm-up and is kept apart (`first_call_s`: it
-        holds the compilation); returns the last timed call's result.
+        **kwargs)` runs after every round, untimed. Under `--perf` the first call is kept apart
+        (`first_call_s`: it holds the compilation): it is the first call of the first warm-up
+        round, or, with `warmup_rounds=0`, one call more than pytest-benchmark makes, before
+        the timed rounds. Returns the last timed call's result.
         """
         self._claim("benchmark.pedantic(...)")
         if not callable(target):
@@ -568,13 +569,18 @@ def _pedantic_rounds(perf, target, make, teardown, rounds, warmup_rounds, iterat
             instrument = select_instrument(out, settings.instrument)
             instrument.wait(out)
             first_call_s = time.perf_counter() - start
+        if warmup_rounds:
+            # The first call opens the first warm-up round (its other iterations follow, on
+            # the same arguments): the calls made are exactly pytest-benchmark's. Without a
+            # warm-up round the first call is one extra, so that no timed round holds it.
+            instrument.time_calls(functools.partial(target, *a, **kw), iterations - 1)
         if teardown is not None:
             teardown(*a, **kw)
         cand = Candidate(SERIES_NAME, once, instrument, first_call_s, first_log)
         cand.statistic = settings.statistic
         cand.group = iterations
         cand.calls_per_timed_chunk = iterations
-        for _ in range(warmup_rounds):
+        for _ in range(max(0, warmup_rounds - 1)):
             engine.before_round()
             a, kw = arguments()
             instrument.time_calls(functools.partial(target, *a, **kw), iterations)

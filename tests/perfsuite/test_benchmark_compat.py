@@ -64,6 +64,8 @@ def test_sort_in_place(benchmark):
         data.sort()
         return data[0]
     assert benchmark.pedantic(sort, setup=make_list, rounds=7, warmup_rounds=2) == 0
+    # pytest-benchmark's calls exactly (the first call is the first warm-up round's).
+    assert len(SEEN) == 9
     assert all(SEEN)
 
 class TestSuite:
@@ -71,6 +73,12 @@ class TestSuite:
     def test_iterations(self, benchmark):
         out = benchmark.pedantic(sum, args=(range(100),), rounds=4, iterations=5)
         assert out == 4950
+
+    def test_no_warmup(self, benchmark):
+        calls = []
+        benchmark.pedantic(calls.append, args=(1,), rounds=3, iterations=2)
+        # With no warm-up round, the first call (kept apart) is one more than asked for.
+        assert len(calls) == 1 + 3 * 2
 """
 
 #: Not a benchmark, not a perf test: `--perf` deselects it.
@@ -95,6 +103,7 @@ PARAM_IDS = {
 PEDANTIC_IDS = {
     "test_pedantic.py::test_sort_in_place::benchmark",
     "test_pedantic.py::TestSuite::test_iterations::benchmark",
+    "test_pedantic.py::TestSuite::test_no_warmup::benchmark",
 }
 
 
@@ -105,7 +114,7 @@ def test_suites_under_perf_are_measured_into_perfsuites_json(run_perf, pytester,
         "-p", "no:benchmark", f"--benchmark-json={bench_json}", "--benchmark-sort=mean"
     )
     # The plain test is deselected (not a perf test), the benchmarks run and pass.
-    result.assert_outcomes(passed=5, deselected=1)
+    result.assert_outcomes(passed=6, deselected=1)
     validate_document(doc)
     by_id = {m["id"]: m for m in doc["measurements"]}
     assert set(by_id) == PARAM_IDS | PEDANTIC_IDS
@@ -158,10 +167,10 @@ def test_suites_under_perf_are_measured_into_perfsuites_json(run_perf, pytester,
     for sid in ids:
         assert sid.rsplit("::", 1)[0] in out
     assert "  benchmark " in out
-    assert "perf: 5 measured in 5 tests" in out
+    assert "perf: 6 measured in 6 tests" in out
 
     # --benchmark-json: pytest-benchmark's format, from the same measurements.
-    assert f"perf: wrote 5 benchmarks in pytest-benchmark's JSON format to {bench_json}" in out
+    assert f"perf: wrote 6 benchmarks in pytest-benchmark's JSON format to {bench_json}" in out
     bj = json.loads(bench_json.read_text())
     assert set(bj) >= {"machine_info", "commit_info", "benchmarks", "datetime", "version"}
     entries = {b["fullname"]: b for b in bj["benchmarks"]}
@@ -292,7 +301,8 @@ def test_which_fixture_wins(pytester, run_perf):
         result.stdout.str()
     )
     args = ("--perf-benchmark-fixture", "-s", "--benchmark-max-time=0.000001")
-    result, doc = run_perf(*args, "--benchmark-min-rounds=12")
+    bench_json = pytester.path / "bench.json"
+    result, doc = run_perf(*args, "--benchmark-min-rounds=12", f"--benchmark-json={bench_json}")
     result.assert_outcomes(passed=1)
     assert "FIXTURE perfsuite._benchmark_compat" in result.stdout.str()
     (m,) = doc["measurements"]
@@ -302,6 +312,9 @@ def test_which_fixture_wins(pytester, run_perf):
     # (`--benchmark-max-time`) is spent by then: 18 in all. Without the rounds option it is
     # --perf-quick's 8 + 4 (pytest-benchmark's default of 5 is not taken for perfsuite's).
     assert len(m["candidate"]["samples_s"]) == 18
+    # Its plugin is gone for the session: perfsuite writes the --benchmark-json it parsed.
+    (entry,) = json.loads(bench_json.read_text())["benchmarks"]
+    assert entry["stats"]["rounds"] == 18
     _, doc = run_perf(*args)
     assert len(doc["measurements"][0]["candidate"]["samples_s"]) == 12
 
