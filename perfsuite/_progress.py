@@ -17,6 +17,7 @@ never inside one, so printing costs the measurement nothing.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,8 @@ class ProgressLines:
         after_s = config.getoption("perf_progress", None)
         if after_s is None or config.option.verbose <= -2:
             return None
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            return None  # a worker's terminal is nobody's: its output is not shown
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return None

@@ -167,6 +167,13 @@ def test_suites_under_perf_are_measured_into_perfsuites_json(run_perf, pytester,
     for sid in ids:
         assert sid.rsplit("::", 1)[0] in out
     assert "  benchmark " in out
+    # The pedantic test's row: its 7 rounds in the rounds column.
+    lines = result.stdout.lines
+    head = lines.index("test_pedantic.py::test_sort_in_place")
+    header, row = lines[head + 1], lines[head + 2]
+    assert row.startswith("  benchmark ")
+    rounds_at = header.index("rounds")
+    assert row[rounds_at : rounds_at + 6].strip() == "7", (header, row)
     assert "perf: 6 measured in 6 tests" in out
 
     # --benchmark-json: pytest-benchmark's format, from the same measurements.
