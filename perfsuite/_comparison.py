@@ -79,6 +79,9 @@ class Comparison:
         self._engine = engine
         self._candidates = {c.name: c for c in candidates}
         self._on_verdict = on_verdict
+        #: Called at every look that leaves the claim undecided, `(comparison, ratio)`: the
+        #: plugin's progress lines (`perfsuite._progress`); nothing by default.
+        self.on_progress: Callable[[Comparison, Ratio], None] = lambda cmp, r: None
 
     @property
     def candidates(self) -> dict[str, Candidate]:
@@ -140,6 +143,7 @@ class Comparison:
                 verdict = decide(r)
                 if verdict is not None:
                     return r, verdict
+                self.on_progress(self, r)
                 if not self._engine.extend(cands):
                     return r, None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,8 @@ class Perf:
         self.profiler: Any = None
         #: Each timed measurement emitted and its candidates by name (for the profiler).
         self.sources: list[tuple[dict[str, Any], dict[str, Candidate]]] = []
+        #: Progress lines of undecided comparisons (`perfsuite._progress.ProgressLines`).
+        self.progress: Any = None
 
     def _new_engine(self, statistic: str | None = None) -> Engine:
         # A fresh engine per call: the budget is per comparison (or measurement), so a
@@ -199,6 +202,7 @@ class Perf:
         """
         record: dict[str, Any] = {"candidates": [], "verdicts": []}
         holder: dict[str, Any] = {}
+        started = time.monotonic()  # progress lines count from here (issue 13)
         cmp = compare(
             settings=self.settings,
             instrument=instrument,
@@ -211,6 +215,8 @@ class Perf:
         # Emitted now and filled in as assertions run: a failing assertion still leaves its
         # numbers in the results.
         holder["cmp"] = cmp
+        if self.progress is not None:
+            cmp.on_progress = self.progress.for_comparison(self.nodeid, started)
         record["candidates"] = _LiveCandidates(list(cmp.candidates.values()))
         holder["m"] = self._emit("compare", "+".join(fns), comparison=record)
         self.sources.append((holder["m"], cmp.candidates))

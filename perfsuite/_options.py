@@ -16,6 +16,7 @@ from ._values import parse_fail as parse_fail
 from ._values import parse_name as parse_name
 from ._values import parse_path as parse_path
 from ._values import parse_profile as parse_profile
+from ._values import parse_progress_after as parse_progress_after
 from ._values import parse_seconds as parse_seconds
 from .instruments import instrument_names
 
@@ -116,6 +117,28 @@ def add_options(parser: Parser) -> None:
         help="Accept a baseline recorded on a different machine fingerprint. Default: %(default)r",
     )
     add_profile_option(group)
+    add_benchmark_and_progress_options(group)
+
+
+def add_benchmark_and_progress_options(group: Any) -> None:
+    """Issue 13: `--perf-benchmark-fixture` (pytest-benchmark suites) and `--perf-progress`."""
+    group.addoption(
+        "--perf-benchmark-fixture",
+        action="store_true",
+        default=False,
+        help="Provide perfsuite's `benchmark` fixture (pytest-benchmark's API, measured by "
+        "perfsuite's engine under --perf, run once without it) even when pytest-benchmark's "
+        "plugin is active; without this option perfsuite provides it only when that plugin is "
+        "not active (not installed, or -p no:benchmark). Default: %(default)r",
+    )
+    group.addoption(
+        "--perf-progress",
+        type=parse_progress_after,
+        metavar="SECONDS|off",
+        default=5.0,
+        help="A comparison still undecided after SECONDS says so on the terminal (rounds so "
+        "far, current interval), again every SECONDS; not with -qq. Default: %(default)r",
+    )
 
 
 def add_profile_option(group: Any) -> None:

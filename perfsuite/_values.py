@@ -102,6 +102,19 @@ def parse_seconds(text: str) -> float:
     return value
 
 
+def parse_progress_after(text: str) -> float | None:
+    """`--perf-progress`: seconds (> 0) before an undecided comparison says so, or `off`."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return parse_seconds(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a positive number of seconds, e.g. "
+            "'5', or 'off'."
+        ) from None
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 

@@ -6,7 +6,8 @@ plugin imports neither JAX nor PyTorch, so ordinary test runs pay nothing for it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +29,8 @@ perf_config_key = pytest.StashKey[PerfConfig]()
 perf_session_key = pytest.StashKey["PerfSession"]()
 #: This run's end of `perfsuite ab`'s turn-taking (None outside a pair), handed to the engine.
 perf_turns_key = pytest.StashKey["PytestTurns | None"]()
+perf_progress_key = pytest.StashKey["ProgressLines"]()
+benchmark_plugin_key = pytest.StashKey["BenchmarkPlugin"]()
 
 SKIP_REASON = "perf test: run with --perf to measure it"
 
@@ -62,17 +65,57 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[perf_session_key] = session
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(session), "perfsuite-xdist")
+        from ._progress import ProgressLines
+
+        progress = ProgressLines.from_config(config)
+        if progress is not None:
+            config.stash[perf_progress_key] = progress
+    _configure_benchmark(config, cfg)
+
+
+def _configure_benchmark(config: pytest.Config, cfg: PerfConfig) -> None:
+    """Issue 13: perfsuite's `benchmark` fixture, where it is wanted (`_benchmark_compat`)."""
+    from . import _benchmark_compat
+
+    if _benchmark_compat.wanted(config):
+        session = config.stash.get(perf_session_key, None)
+        plugin = _benchmark_compat.BenchmarkPlugin(
+            config, _perf_for if cfg.enabled else None, session
+        )
+        config.stash[benchmark_plugin_key] = plugin
+        config.pluginmanager.register(plugin, "perfsuite-benchmark")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args):
+    """Issue 13: take pytest-benchmark's place with --perf-benchmark-fixture, and accept its
+    options while its plugin is not active (after the conftests, which may load it)."""
+    from . import _benchmark_compat
+
+    _benchmark_compat.before_conftests(early_config)
+    result = yield
+    _benchmark_compat.after_conftests(early_config, parser)
+    return result
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     cfg = config.stash[perf_config_key]
     if cfg.enabled:
         selected, deselected = [], []
+        bench = config.stash.get(benchmark_plugin_key, None)
         for item in items:
-            (selected if item.get_closest_marker("perf") else deselected).append(item)
+            # Tests of perfsuite's `benchmark` fixture are perf tests too (issue 13).
+            wanted = item.get_closest_marker("perf") or (bench is not None and bench.measures(item))
+            (selected if wanted else deselected).append(item)
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = selected
+            if bench is None:
+                from ._benchmark_compat import deselected_note
+
+                note = deselected_note(deselected)
+                if note:
+                    config.stash[perf_session_key].notes.append(note)
     else:
         skip = pytest.mark.skip(reason=SKIP_REASON)
         for item in items:
@@ -92,13 +135,28 @@ def perf(request: pytest.FixtureRequest) -> Iterator[Perf]:
         )
     if not cfg.enabled:  # only reachable when a test opts out of the skip
         pytest.skip(SKIP_REASON)
+    with _perf_for(request) as perf:
+        yield perf
+
+
+@contextlib.contextmanager
+def _perf_for(request: pytest.FixtureRequest, **overrides: Any) -> Iterator[Perf]:
+    """The `Perf` of one test (the `perf` fixture's, and the `benchmark` fixture's under
+    --perf, issue 13); `overrides` replace fields of its `Settings`."""
+    import dataclasses
+
     from ._fixture import Perf
 
+    config = request.config
+    cfg = config.stash[perf_config_key]
+    node = request.node
     marker = PerfMarkerOptions.from_pytest_item(node)
     session = config.stash[perf_session_key]
     before_round = before_round_hook(config)
-    perf = Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
+    settings = dataclasses.replace(cfg.settings(marker), **overrides)
+    perf = Perf(node.nodeid, settings, session.device_lock, session.add, before_round)
     perf.profiler = _profiler(config, cfg, marker, node.nodeid)
+    perf.progress = config.stash.get(perf_progress_key, None)
     yield perf
     # After the test, while its callables exist: series slower than a baseline (judged as
     # the gate will judge them at the end of the session) are profiled now.

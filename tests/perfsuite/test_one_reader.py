@@ -155,3 +155,35 @@ def test_profiles_are_read_through_the_one_model(run_perf, pytester, tmp_path):
     md = _report.markdown_report(doc)
     assert f"({p.diffs['host']})" in md
     assert p.top["host"][0] in md
+
+
+BENCHMARK_FIXTURE = """
+import pytest
+
+def test_call(benchmark):
+    benchmark(sum, range(500))
+    benchmark.extra_info["n"] = 500
+
+@pytest.mark.benchmark(group="g")
+def test_pedantic(benchmark):
+    benchmark.pedantic(sorted, setup=lambda: ((list(range(300, 0, -1)),), {}), rounds=5)
+"""
+
+
+def test_benchmark_fixture_measurements_reach_every_reader(run_perf, pytester, tmp_path):
+    """Issue 13: perfsuite's `benchmark` fixture records `measure` measurements (with a
+    `benchmark` entry): every reader sees them as the timed series `<test>::benchmark`."""
+    pytester.makepyfile(test_inner=BENCHMARK_FIXTURE)
+    result, doc = run_perf("-p", "no:benchmark")
+    result.assert_outcomes(passed=2)
+    validate_document(doc)
+    ids = {"test_inner.py::test_call::benchmark", "test_inner.py::test_pedantic::benchmark"}
+    assert {s.id for s in iter_series(doc) if s.timed} == ids
+    assert {s.kind for s in iter_series(doc) if s.id in ids} == {"measure"}
+    assert set(series(doc)) == ids
+    assert set(run_statistics(doc, None)) == ids
+    assert {_asv_export.asv_name(sid) for sid in ids} <= set(_asv_export.benchmarks_from(doc))
+    assert ids <= {row[0] for row in _report.rows(doc["measurements"])}
+    # Host RSS is a memory source for `benchmark(...)` (pedantic makes no extra call).
+    assert set(memory_readings(doc)) == {"test_inner.py::test_call::benchmark" + MEMORY_SUFFIX}
+    write_plots(doc, tmp_path, stem="r")
