@@ -25,8 +25,15 @@ from ._decompose import decompose as decompose
 from ._evaluate import ModuleDecomposition as ModuleDecomposition
 from ._evaluate import evaluate_decomposition as evaluate_decomposition
 from ._flags import APPROX_FLAGS as APPROX_FLAGS
+from ._flags import DATA_FLAGS as DATA_FLAGS
 from ._flags import EXACT_FLAGS as EXACT_FLAGS
 from ._flags import Flags as Flags
+from ._lm import LM_WORKLOADS as LM_WORKLOADS
+from ._lm import GPT2Shape as GPT2Shape
+from ._lm import LMTarget as LMTarget
+from ._lm import LMWorkload as LMWorkload
+from ._lm import TokenSequences as TokenSequences
+from ._lm import lm_workload as lm_workload
 from ._loop import Trainer as Trainer
 from ._loop import lr_at as lr_at
 from ._loop import make_trainer as make_trainer
