@@ -107,19 +107,6 @@ def test_data_flags_build_the_loader_they_name():
     assert first.shape == (4, wl.shape.seq_len) and first.dtype == torch.int64
 
 
-@needs_transformers
-def test_worker_batches_equal_main_process_batches():
-    wl = get_workload("gpt2_tiny")
-    cpu = torch.device("cpu")
-    main = HostBatches(wl.loader(4, 1, cpu, Flags()), cpu, Flags())
-    workers = HostBatches(wl.loader(4, 1, cpu, Flags(data_workers=True)), cpu, Flags())
-    try:
-        for _ in range(3):
-            assert torch.equal(next(main), next(workers))
-    finally:
-        workers.close()
-
-
 @needs_cuda
 def test_pin_memory_and_non_blocking_on_cuda():
     wl = get_workload("gpt2_tiny")

@@ -32,6 +32,7 @@ run, so the realistic workload takes ss_gpt2_simple's 1200 for every module.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -195,6 +196,22 @@ class EvalTokens:
         return next(self._it).to(self.device)
 
 
+def _worker_context() -> Any:
+    """Where DataLoader workers come from: a fork server that has imported this module.
+
+    Not a plain fork: that copies the trainer's threads' locks (OpenMP, the CUDA runtime) in
+    whatever state they are, and Python 3.12+ warns about it. Not spawn: every worker would
+    import torch again (7 s per trainer on the loaded 2-core runner). The fork server imports
+    torch and this module once per process; each worker is then a fork of that
+    single-threaded server (milliseconds). Spawn where there is no fork server (not POSIX).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])  # read when the server starts (once)
+    return ctx
+
+
 @dataclass(frozen=True)
 class LMWorkload:
     """A GPT-2 target, a token pipeline and the SPD config of upstream's LM runs.
@@ -226,13 +243,11 @@ class LMWorkload:
         data = TokenSequences(self.shape.vocab_size, self.shape.seq_len, seed)
         kw: dict[str, Any] = {"batch_size": batch_size, "shuffle": False}
         if flags.data_workers and self.num_workers > 0:
-            # Spawned, not forked: a fork copies the trainer's threads' locks (OpenMP, the
-            # CUDA runtime) in whatever state they are, and Python 3.12+ warns about it.
             kw.update(
                 num_workers=self.num_workers,
                 persistent_workers=True,
                 prefetch_factor=2,
-                multiprocessing_context="spawn",
+                multiprocessing_context=_worker_context(),
             )
         if flags.pin_memory and device.type == "cuda":
             kw["pin_memory"] = True  # without CUDA there is nothing to pin (torch warns)
