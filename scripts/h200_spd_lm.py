@@ -110,7 +110,9 @@ def main() -> int:
     parser.add_argument("--compare-s", type=float, default=20.0, help="side-by-side budget")
     parser.add_argument("--workload", default="gpt2_simple", help="an LM workload")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script")
-    parser.add_argument("--skip", default="", help="comma-separated flags to leave out of every row")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated flags to leave out of every row"
+    )
     args = parser.parse_args()
     device = args.device
     skip = {f for f in args.skip.split(",") if f}
@@ -131,10 +133,7 @@ def main() -> int:
         wl = dataclasses.replace(wl, config=wl.config.replace({"batch_size": args.batch_size}))
     s, cfg = wl.shape, wl.config
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
-    print(
-        f"# device: {name}, torch {torch.__version__}, "
-        f"transformers {transformers.__version__}"
-    )
+    print(f"# device: {name}, torch {torch.__version__}, transformers {transformers.__version__}")
     print(
         f"# workload {wl.name}: GPT-2 {s.n_layer}L {s.n_head}H d{s.n_embd} vocab {s.vocab_size}, "
         f"batch {cfg.batch_size} x {s.seq_len} tokens, {len(cfg.target_module_paths)} Conv1Ds, "
@@ -194,7 +193,9 @@ def main() -> int:
     if ratio is None:
         print("not measured (see the errors above)")
     else:
-        print("| fast set | flags | speedup | 99% interval | rounds | ms/step fast | ms/step base |")
+        print(
+            "| fast set | flags | speedup | 99% interval | rounds | ms/step fast | ms/step base |"
+        )
         print("|---|---|---|---|---|---|---|")
         print(
             f"| {fast_name} | {','.join(fast_flags.on())} | {ratio.estimate:.2f}x | "

@@ -51,10 +51,10 @@ TINY = {
 }
 
 
-def _tiny_model(flags: Flags = Flags()) -> ComponentModel:
+def _tiny_model(flags: Flags | None = None) -> ComponentModel:
     wl = get_workload("gpt2_tiny")
     torch.manual_seed(0)
-    return ComponentModel(wl.make_target(), wl.config, flags)
+    return ComponentModel(wl.make_target(), wl.config, flags or Flags())
 
 
 def _tokens(batch: int = 3) -> torch.Tensor:
@@ -67,12 +67,14 @@ def _tokens(batch: int = 3) -> torch.Tensor:
 def test_token_sequences_are_a_function_of_seed_and_index():
     ds = TokenSequences(100, 64, seed=3)
     a, b = ds[7], TokenSequences(100, 64, seed=3)[7]
-    assert a.dtype == torch.int64 and a.shape == (64,)
+    assert a.dtype == torch.int64
+    assert a.shape == (64,)
     assert torch.equal(a, b)  # any worker builds the same item
     assert not torch.equal(ds[7], ds[8])
     assert not torch.equal(ds[7], TokenSequences(100, 64, seed=4)[7])
     tokens = torch.cat([ds[i] for i in range(50)])
-    assert 0 <= int(tokens.min()) and int(tokens.max()) < 100
+    assert 0 <= int(tokens.min())
+    assert int(tokens.max()) < 100
     counts = torch.bincount(tokens, minlength=100)
     # Zipf, exponent 1.1: rank 1 has 10^1.1 ~ 12.6x rank 10's probability; 3200 draws keep
     # the observed ratio well above 4.
@@ -96,7 +98,8 @@ def test_data_flags_build_the_loader_they_name():
     wl = get_workload("gpt2_tiny")
     cpu = torch.device("cpu")
     base = wl.loader(4, 0, cpu, Flags())
-    assert base.num_workers == 0 and not base.pin_memory  # upstream's loader
+    assert base.num_workers == 0
+    assert not base.pin_memory
     workers = wl.loader(4, 0, cpu, Flags(data_workers=True))
     assert workers.num_workers == wl.num_workers > 0
     # Without CUDA there is nothing to pin: the flag leaves the loader alone there.
@@ -104,7 +107,8 @@ def test_data_flags_build_the_loader_they_name():
     batches = HostBatches(base, cpu, Flags(non_blocking=True))
     assert batches.non_blocking
     first = next(batches)
-    assert first.shape == (4, wl.shape.seq_len) and first.dtype == torch.int64
+    assert first.shape == (4, wl.shape.seq_len)
+    assert first.dtype == torch.int64
 
 
 @needs_cuda
@@ -116,7 +120,8 @@ def test_pin_memory_and_non_blocking_on_cuda():
     assert loader.pin_memory
     assert next(iter(loader)).is_pinned()
     batch = next(HostBatches(loader, cuda, flags))
-    assert batch.device.type == "cuda" and batch.dtype == torch.int64
+    assert batch.device.type == "cuda"
+    assert batch.dtype == torch.int64
 
 
 # ------------------------------------------------------------------------------ the target
@@ -191,7 +196,8 @@ def test_lm_workloads_have_upstreams_lm_settings():
     big = LM_WORKLOADS["gpt2_simple"]
     assert (big.shape.n_layer, big.shape.n_embd, big.shape.vocab_size) == (4, 128, 4019)
     assert (big.config.batch_size, big.shape.seq_len, big.config.C) == (64, 512, 1200)
-    assert big.fastest_flags("cuda").bf16 and big.fastest_flags("cuda").cuda_graphs
+    assert big.fastest_flags("cuda").bf16
+    assert big.fastest_flags("cuda").cuda_graphs
 
 
 def test_lm_workload_lookup_errors():
@@ -222,7 +228,9 @@ def test_spd_imports_without_transformers_and_names_the_extra():
 
 # ------------------------------------------------------------------------------ training
 def _run(flags: Flags, out_dir: Path, **config) -> RunResult:
-    return run("gpt2_tiny", STEPS, flags=flags, seed=0, out_dir=out_dir, overrides={**TINY, **config})
+    return run(
+        "gpt2_tiny", STEPS, flags=flags, seed=0, out_dir=out_dir, overrides={**TINY, **config}
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,10 @@ Targets: the registered workloads use random targets (timing only needs shapes);
 with upstream's recipe (`train_target`, shipped or cached), and `evaluate_decomposition` says
 which components are alive, which feature each answers to and how well it matches the target.
 
+Language models: `get_workload("gpt2_simple")` / `"gpt2_tiny"` (`LM_WORKLOADS`, `_lm.py`) is
+an HF GPT-2 built from a config (needs `transformers`, imported lazily), its Conv1Ds
+decomposed through hooks, fed by a CPU `DataLoader` where the data flags act.
+
 Example:
     >>> from trainfast.spd import run
     >>> result = run("tms_5-2", 2, overrides={"batch_size": 16, "faithfulness_warmup_steps": 1})

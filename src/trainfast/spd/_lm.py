@@ -236,9 +236,7 @@ class LMWorkload:
     def make_target(self) -> nn.Module:
         return LMTarget(self.shape)
 
-    def loader(
-        self, batch_size: int, seed: int, device: torch.device, flags: Flags
-    ) -> DataLoader:
+    def loader(self, batch_size: int, seed: int, device: torch.device, flags: Flags) -> DataLoader:
         """The `DataLoader` the flags ask for (upstream: no workers, no pinned memory)."""
         data = TokenSequences(self.shape.vocab_size, self.shape.seq_len, seed)
         kw: dict[str, Any] = {"batch_size": batch_size, "shuffle": False}
@@ -269,9 +267,7 @@ class LMWorkload:
         return Flags.fastest(device, bf16=True)
 
 
-def lm_workload(
-    name: str, shape: GPT2Shape, *, num_workers: int = 4, **config: Any
-) -> LMWorkload:
+def lm_workload(name: str, shape: GPT2Shape, *, num_workers: int = 4, **config: Any) -> LMWorkload:
     """An LM workload; `config` overrides the shared settings (upstream's LM recipe).
 
     The settings are `ss_llama_simple_mlp-1L.yaml`'s (upstream HEAD `3f0bb61e`): importance
