@@ -165,7 +165,8 @@ def main() -> int:
     ratio = None
     if base is not None and fast is not None:
         try:
-            settings = Settings.quick(budget_s=args.compare_s, min_rounds=8)
+            # 20 paired rounds (~10 s here): the 99% sign-test interval is then informative.
+            settings = Settings.quick(budget_s=args.compare_s, min_rounds=20)
             cmp = compare(settings=settings, all_on=fast.step, baseline=base.step)
             ratio = cmp.ratio("all_on", over="baseline")
         except Exception:

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from trainfast.spd import (
+    DATA_FLAGS,
     EXACT_FLAGS,
     LM_WORKLOADS,
     ComponentModel,
@@ -197,6 +198,8 @@ def test_lm_workloads_have_upstreams_lm_settings():
     assert (big.shape.n_layer, big.shape.n_embd, big.shape.vocab_size) == (4, 128, 4019)
     assert (big.config.batch_size, big.shape.seq_len, big.config.C) == (64, 512, 1200)
     assert big.fastest_flags("cuda").bf16
+    assert not Flags.fastest("cuda").bf16  # the toys' "all on" stays without bf16
+    assert set(DATA_FLAGS) <= set(EXACT_FLAGS)
     assert big.fastest_flags("cuda").cuda_graphs
 
 
