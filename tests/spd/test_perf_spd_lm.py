@@ -35,9 +35,11 @@ pytestmark = [
 ]
 
 
-# gpt2_tiny at its batch (4 x 32 tokens): a CPU step is ~50 ms on the loaded 2-core runner, so
-# the paired rounds give the 5% claim enough of them (~80) within the budget.
-@pytest.mark.perf(budget=15)
+# gpt2_tiny at its batch (4 x 32 tokens): a CPU step is 50-150 ms on the loaded 2-core runner,
+# almost all of it per-op overhead (~3,600 aten ops a step), so other jobs' preemptions spread the
+# per-round ratios by +-15%: 15 s and 20 s of rounds (64-81 rounds) left the 5% claim
+# inconclusive there (0.964x [0.853, 1.07], 1.03x [0.837, 1.06]). 40 s, as the toys' test.
+@pytest.mark.perf(budget=40)
 def test_exact_flags_no_slower_gpt2_tiny(perf):
     base = make_trainer("gpt2_tiny", flags=Flags(), seed=0)
     exact = make_trainer("gpt2_tiny", flags=Flags.exact(), seed=0)
