@@ -65,7 +65,10 @@ def _without(flags, skip):
 
 def _free(trainer, flags) -> None:
     if trainer is not None:
-        trainer.close()
+        try:  # a failed capture can leave a trainer half-built: free what there is anyway
+            trainer.close()
+        except Exception:
+            traceback.print_exc()
     del trainer
     if flags is not None and flags.compile:
         torch._dynamo.reset()
@@ -149,8 +152,9 @@ def main() -> int:
         text = row.error or f"{1e3 * row.step_s:.1f} ms/step"
         print(f"# {row.name}: {text} ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    base_row, base = _row(wl, "baseline", Flags(), 3, device, keep=True)
-    add(base_row)
+    # Each row's trainer is alone on the device while it is timed (peak memory is its own);
+    # the side-by-side then builds a second baseline trainer next to the all-on one.
+    add(_row(wl, "baseline", Flags(), 3, device)[0])
     fast_flags, fast = _without(wl.fastest_flags(device), skip), None
     for name, flags in (
         ("all_on", fast_flags),
@@ -162,9 +166,12 @@ def main() -> int:
         if fast is not None:
             fast_name, fast_flags = name, flags
             break
-    ratio = None
-    if base is not None and fast is not None:
+    ratio, base = None, None
+    if fast is not None:
         try:
+            from trainfast.spd import make_trainer
+
+            base = make_trainer(wl, flags=Flags(), device=device)
             # 20 paired rounds (~10 s here): the 99% sign-test interval is then informative.
             settings = Settings.quick(budget_s=args.compare_s, min_rounds=20)
             cmp = compare(settings=settings, all_on=fast.step, baseline=base.step)

@@ -113,16 +113,33 @@ def test_data_flags_build_the_loader_they_name():
 
 
 @needs_cuda
-def test_pin_memory_and_non_blocking_on_cuda():
+@pytest.mark.parametrize(
+    "flags",
+    [
+        Flags(pin_memory=True),
+        Flags(non_blocking=True),
+        Flags(pin_memory=True, non_blocking=True),
+        Flags(prefetch=True),
+        Flags(data_workers=True, pin_memory=True, non_blocking=True, prefetch=True),
+    ],
+    ids=["pin", "non_blocking", "pin+non_blocking", "prefetch", "all_data"],
+)
+def test_data_flags_deliver_the_baselines_batches_on_cuda(flags):
     wl = get_workload("gpt2_tiny")
     cuda = torch.device("cuda")
-    flags = Flags(pin_memory=True, non_blocking=True)
     loader = wl.loader(4, 0, cuda, flags)
-    assert loader.pin_memory
-    assert next(iter(loader)).is_pinned()
-    batch = next(HostBatches(loader, cuda, flags))
-    assert batch.device.type == "cuda"
-    assert batch.dtype == torch.int64
+    assert loader.pin_memory == flags.pin_memory
+    base = HostBatches(wl.loader(4, 0, cuda, Flags()), cuda, Flags())
+    got = HostBatches(loader, cuda, flags)
+    try:
+        for _ in range(4):
+            # Compared after the consumer's use: a non-blocking copy must have landed, and a
+            # prefetched batch's stream must have been waited on, before it is read.
+            b, g = next(base), next(got)
+            assert g.device.type == "cuda"
+            assert torch.equal(g, b)
+    finally:
+        got.close()
 
 
 # ------------------------------------------------------------------------------ the target
