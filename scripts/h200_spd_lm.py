@@ -22,8 +22,10 @@ Prints, as Markdown:
 
 If the all-on set fails (a flag that cannot run this model), the script says why and
 retries without `cuda_graphs`, then without `compile`, and compares the set that ran.
-Rows that do not fit in `--budget-s` are listed as skipped (compile alone comes last: it
-compiles for long). Finishes in about 4 minutes at most with the default budget.
+Rows that do not fit in `--budget-s` are listed as skipped (the compiling rows come last).
+Finishes in about 4 minutes at most with the default budget, if the all-on set compiles in
+about a minute; `--skip compile` drops `compile` from every row otherwise. `--device cpu
+--workload gpt2_tiny` is a dry run of the script on a CPU.
 """
 
 from __future__ import annotations
