@@ -121,6 +121,9 @@ def main() -> int:
     args = parser.parse_args()
     device = args.device
     skip = {f for f in args.skip.split(",") if f}
+    from trainfast.spd import Flags
+
+    Flags.parse(sorted(skip))  # an unknown name raises here, naming the known flags
     if not device.startswith("cuda"):
         torch.set_num_threads(1)  # a dry run on a shared CPU: no spinning OpenMP threads
     if device.startswith("cuda") and not torch.cuda.is_available():
