@@ -27,6 +27,7 @@ from trainfast.spd import (
     MaskInfo,
     RunResult,
     TokenSequences,
+    decompose,
     get_workload,
     make_trainer,
     run,
@@ -225,6 +226,8 @@ def test_lm_workload_lookup_errors():
         get_workload("gpt2_tiny", target="trained")
     with pytest.raises(ValueError, match=r"unknown workload 'gpt3'; known workloads: .*gpt2_tiny"):
         get_workload("gpt3")
+    with pytest.raises(ValueError, match="workload 'gpt2_tiny' has only a random target"):
+        decompose("gpt2_tiny", 1)
 
 
 def test_spd_imports_without_transformers_and_names_the_extra():

@@ -262,6 +262,18 @@ class LMWorkload:
         device = torch.device(device)
         return EvalTokens(self.loader(batch_size, seed, device, Flags()), device)
 
+    def trained(self, seed: int | None = None, **kwargs: Any) -> LMWorkload:
+        """Not available: the LM workloads have random targets only (timing needs shapes), so
+        `decompose` and `evaluate_decomposition` (one-hot features) are for the toys.
+
+        Raises:
+            ValueError: always, naming the workload.
+        """
+        raise ValueError(
+            f"workload {self.name!r} has only a random target: decompose/evaluate_decomposition "
+            "measure toy targets (one feature per input); an LM has no trained target here"
+        )
+
     def fastest_flags(self, device: str) -> Flags:
         """All flags that pay on `device` for an LM: `Flags.fastest` plus bf16 autocast."""
         return Flags.fastest(device, bf16=True)
