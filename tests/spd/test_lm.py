@@ -333,14 +333,14 @@ def test_cuda_graphs_train_like_eager_on_the_lm():
     replayed: graph replays draw masks from graph-safe Philox offsets, so only the eager
     steps before the capture are equal; later losses must stay finite and in eager's band."""
     cfg = {**TINY, "eval_freq": None, "save_freq": None}
-    base = run("gpt2_tiny", 20, device="cuda", overrides=cfg)
-    got = run("gpt2_tiny", 20, flags=Flags(cuda_graphs=True), device="cuda", overrides=cfg)
+    base = run("gpt2_tiny", 30, device="cuda", overrides=cfg)
+    got = run("gpt2_tiny", 30, flags=Flags(cuda_graphs=True), device="cuda", overrides=cfg)
     for a, b in zip(got.loss_terms[:3], base.loss_terms[:3]):
         assert math.isclose(a["total"], b["total"], rel_tol=1e-5)
     # The total is mostly faithfulness (x 1e6, mask-free): the KL terms, which the random
     # masks drive, are checked on their own as well.
     for term in ("total", "stochastic_recon_subset", "pgd_recon_subset"):
-        late_a = sum(t[term] for t in got.loss_terms[-5:])
-        late_b = sum(t[term] for t in base.loss_terms[-5:])
+        late_a = sum(t[term] for t in got.loss_terms[-10:])
+        late_b = sum(t[term] for t in base.loss_terms[-10:])
         assert math.isfinite(late_a), term
         assert 0.5 < late_a / late_b < 2.0, (term, late_a, late_b)
