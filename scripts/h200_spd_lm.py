@@ -178,7 +178,9 @@ def main() -> int:
 
             base = make_trainer(wl, flags=Flags(), device=device)
             # 20 paired rounds (~10 s here): the 99% sign-test interval is then informative.
-            settings = Settings.quick(budget_s=args.compare_s, min_rounds=20)
+            # No counts: counting runs a call under a torch dispatch mode, which would make a
+            # compiled (not graph-captured) all-on set compile again, untimed but for long.
+            settings = Settings.quick(budget_s=args.compare_s, min_rounds=20, counts=False)
             cmp = compare(settings=settings, all_on=fast.step, baseline=base.step)
             ratio = cmp.ratio("all_on", over="baseline")
         except Exception:
