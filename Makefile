@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints.txt
-EXTRAS ?= jax,torch,dev
+EXTRAS ?= jax,torch,lm,dev
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 

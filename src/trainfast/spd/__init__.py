@@ -8,6 +8,10 @@ Targets: the registered workloads use random targets (timing only needs shapes);
 with upstream's recipe (`train_target`, shipped or cached), and `evaluate_decomposition` says
 which components are alive, which feature each answers to and how well it matches the target.
 
+Language models: `get_workload("gpt2_simple")` / `"gpt2_tiny"` (`LM_WORKLOADS`, `_lm.py`) is
+an HF GPT-2 built from a config (needs `transformers`, imported lazily), its Conv1Ds
+decomposed through hooks, fed by a CPU `DataLoader` where the data flags act.
+
 Example:
     >>> from trainfast.spd import run
     >>> result = run("tms_5-2", 2, overrides={"batch_size": 16, "faithfulness_warmup_steps": 1})
@@ -25,8 +29,15 @@ from ._decompose import decompose as decompose
 from ._evaluate import ModuleDecomposition as ModuleDecomposition
 from ._evaluate import evaluate_decomposition as evaluate_decomposition
 from ._flags import APPROX_FLAGS as APPROX_FLAGS
+from ._flags import DATA_FLAGS as DATA_FLAGS
 from ._flags import EXACT_FLAGS as EXACT_FLAGS
 from ._flags import Flags as Flags
+from ._lm import LM_WORKLOADS as LM_WORKLOADS
+from ._lm import GPT2Shape as GPT2Shape
+from ._lm import LMTarget as LMTarget
+from ._lm import LMWorkload as LMWorkload
+from ._lm import TokenSequences as TokenSequences
+from ._lm import lm_workload as lm_workload
 from ._loop import Trainer as Trainer
 from ._loop import lr_at as lr_at
 from ._loop import make_trainer as make_trainer

@@ -25,6 +25,7 @@ import torch
 from ._bench import AblationRow, ablate, format_table, time_steps
 from ._decompose import decompose
 from ._flags import Flags
+from ._lm import LM_WORKLOADS
 from ._loop import make_trainer
 from ._trained_targets import save_target, train_target
 from ._workloads import WORKLOADS
@@ -36,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workload",
         action="append",
         required=True,
-        help=f"one of {', '.join(WORKLOADS)}; repeat for several",
+        help=f"one of {', '.join([*WORKLOADS, *LM_WORKLOADS])}; repeat for several",
     )
     p.add_argument("--ablate", action="store_true", help="baseline, each flag, all on")
     p.add_argument("--flags", default="", help="comma-separated flags to switch on")
@@ -76,9 +77,10 @@ def _fmt(row: AblationRow) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    known = [*WORKLOADS, *LM_WORKLOADS]
     for w in args.workload:
-        if w not in WORKLOADS:
-            print(f"error: unknown workload {w!r}; known workloads: {', '.join(WORKLOADS)}")
+        if w not in known:
+            print(f"error: unknown workload {w!r}; known workloads: {', '.join(known)}")
             return 2
     device = args.device
     if args.train_target is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -72,11 +73,12 @@ class ComponentModel(nn.Module):
                 module = target.get_submodule(path)
             except AttributeError as e:
                 raise ValueError(f"target module path {path!r} names no submodule") from e
-            if not isinstance(module, nn.Linear):
+            if not isinstance(module, nn.Linear) and not _is_conv1d(module):
                 raise ValueError(
                     f"target module path {path!r} is a {type(module).__name__}, not an nn.Linear"
+                    " (or a transformers Conv1D)"
                 )
-            d_out, d_in = module.weight.shape
+            d_out, d_in = _weight_of(module).shape
             self.components[_key(path)] = LinearComponents(
                 d_in, d_out, config.C, module.bias, fused_unmasked=flags.fused_unmasked
             )
@@ -84,6 +86,7 @@ class ComponentModel(nn.Module):
                 config.ci_fn_type, config.C, d_in, tuple(config.ci_fn_hidden)
             )
         self.ci_fn_type = config.ci_fn_type
+        self.hook_mode = _hook_mode(flags, target)
         self._lower, self._upper = sigmoid_pair(config.sigmoid_type)
         self._ctx: tuple[dict[str, MaskInfo], str, dict[str, Tensor]] | None = None
         self._target_weights: dict[str, Tensor] | None = None
@@ -94,12 +97,12 @@ class ComponentModel(nn.Module):
                 if isinstance(module, MLPCiFn):
                     module.fused = _ci_kernel.available()
         if flags.compile:
-            if flags.hook_mode == "per_call":
+            if self.hook_mode == "per_call":
                 # Hooks registered inside a compiled region are not seen by the traced target
                 # (the cache stays empty), so with per-call hooks the model forward stays
                 # eager and only the CI functions and losses are compiled.
                 self._forward_impl = torch._dynamo.disable(self._forward_impl)
-        if flags.hook_mode == "persistent":
+        if self.hook_mode == "persistent":
             for path in self.paths:
                 target.get_submodule(path).register_forward_hook(
                     functools.partial(self._persistent_hook, module_name=path), with_kwargs=True
@@ -116,6 +119,8 @@ class ComponentModel(nn.Module):
         match module:
             case nn.Linear():
                 return module.weight
+            case _ if _is_conv1d(module):
+                return module.weight.T  # Conv1D stores (d_in, d_out), as upstream's `W.T`
             case _:
                 raise ValueError(f"module {path!r} is a {type(module).__name__}, not a Linear")
 
@@ -154,7 +159,7 @@ class ComponentModel(nn.Module):
         self, x: Tensor, mask_infos: dict[str, MaskInfo], cache_type: str
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         cache: dict[str, Tensor] = {}
-        mode = self.flags.hook_mode
+        mode = self.hook_mode
         if not mask_infos and cache_type == "none":
             return self.target_model(x)  # persistent hooks see no context and do nothing
         if mode == "explicit":
@@ -300,6 +305,28 @@ class ComponentModel(nn.Module):
     def ci_parameters(self) -> list[nn.Parameter]:
         """All CI-function parameters."""
         return list(self.ci_fns.parameters())
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    """An HF `transformers.pytorch_utils.Conv1D` (`x @ W + b` with `W` of shape `(d_in, d_out)`),
+    recognised by name and fields so that this module never imports transformers."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf") and hasattr(module, "weight")
+
+
+def _weight_of(module: nn.Module) -> Tensor:
+    """The `(d_out, d_in)` weight of a Linear or a Conv1D."""
+    return module.weight.T if _is_conv1d(module) else module.weight
+
+
+def _hook_mode(flags: Flags, target: nn.Module) -> str:
+    """`flags.hook_mode`, except that `explicit` needs a target whose `forward` takes `sub`
+    (the toys); an arbitrary model (a transformers LM) cannot have its forward rewritten, so
+    there `explicit_forward` falls back to persistent hooks (registered once; the replaced
+    module still runs, as under hooks)."""
+    mode = flags.hook_mode
+    if mode == "explicit" and "sub" not in inspect.signature(target.forward).parameters:
+        return "persistent"
+    return mode
 
 
 def tie_components(model: ComponentModel, pairs: tuple[tuple[str, str], ...]) -> None:

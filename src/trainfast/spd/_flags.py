@@ -24,8 +24,16 @@ EXACT_FLAGS: tuple[str, ...] = (
     "prefetch",
     "async_checkpoint",
     "lean_gc",
+    "data_workers",
+    "pin_memory",
+    "non_blocking",
 )
 """Flags that keep every loss term and parameter bitwise equal to the baseline."""
+
+DATA_FLAGS: tuple[str, ...] = ("data_workers", "pin_memory", "non_blocking", "prefetch")
+"""Flags of the host-side data pipeline. `data_workers`, `pin_memory` and `non_blocking` act
+only on workloads whose batches come from a CPU `DataLoader` (the LM workloads, `_lm.py`); the
+toys generate their batches on the device, where these three have nothing to do (no-ops)."""
 
 APPROX_FLAGS: tuple[str, ...] = (
     "fused_adamw",
@@ -74,6 +82,13 @@ class Flags:
             (exact: the saved tensors are equal).
         lean_gc: skip the `torch.cuda.empty_cache(); gc.collect()` pair after warm-up and after
             each evaluation (exact).
+        data_workers: load host-side batches in `DataLoader` worker processes (the workload's
+            `num_workers`) instead of the training process (exact: each batch is a function
+            of its index, not of the worker that made it). LM workloads only.
+        pin_memory: `DataLoader(pin_memory=True)` on CUDA (page-locked batches; the copy to
+            the GPU can then be asynchronous). Nothing to pin without CUDA. LM workloads only.
+        non_blocking: `batch.to(device, non_blocking=True)` (asynchronous only from pinned
+            memory; same values). LM workloads only.
         cuda_graphs: capture the whole training step (forward, backward, clipping, optimizer) in
             one CUDA graph and replay it; needs `device="cuda"`. Implies the device-side
             logging of `no_host_syncs` inside the graph and a capturable optimizer.
@@ -92,6 +107,9 @@ class Flags:
     async_checkpoint: bool = False
     lean_gc: bool = False
     cuda_graphs: bool = False
+    data_workers: bool = False
+    pin_memory: bool = False
+    non_blocking: bool = False
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -127,13 +145,15 @@ class Flags:
         return cls(**{name: True for name in EXACT_FLAGS})
 
     @classmethod
-    def fastest(cls, device: str) -> Flags:
+    def fastest(cls, device: str, *, bf16: bool = False) -> Flags:
         """Every flag that speeds training up on `device`.
 
-        `bf16` is left out: on these launch-bound toys it adds cast kernels and is slower
-        (spd.md section 2 measured +13-20%). `cuda_graphs` is included only on CUDA.
+        `bf16` is left out unless asked for: on the launch-bound toys it adds cast kernels and
+        is slower (spd.md section 2 measured +13-20%); the LM workloads are GEMM-bound and ask
+        for it (`LMWorkload.fastest_flags`). `cuda_graphs` is included only on CUDA.
         """
         on = {name: True for name in cls.names() if name != "bf16"}
+        on["bf16"] = bf16
         on["cuda_graphs"] = str(device).startswith("cuda")
         return cls(**on)
 

@@ -137,12 +137,20 @@ class Trainer:
             lr = torch.tensor(cfg.lr, device=self.device)
         self.optimizer = self._adamw(self.params, lr=lr, weight_decay=0.0)
 
-        data = self.workload.make_data(cfg.batch_size, seed + 1, self.device)
-        self.train_iter: Any = (
-            Prefetcher(iter(data), self.device)
-            if self.flags.prefetch
-            else _Blocking(iter(data), self.device)
-        )
+        self.train_iter: Any
+        if hasattr(self.workload, "train_batches"):
+            # Host-side data (the LM workloads, `_lm.py`): the workload builds its DataLoader
+            # and copy path, where the data flags act.
+            self.train_iter = self.workload.train_batches(
+                cfg.batch_size, seed + 1, self.device, self.flags
+            )
+        else:
+            data = self.workload.make_data(cfg.batch_size, seed + 1, self.device)
+            self.train_iter = (
+                Prefetcher(iter(data), self.device)
+                if self.flags.prefetch
+                else _Blocking(iter(data), self.device)
+            )
         self.eval_data = self.workload.make_data(cfg.batch_size, seed + 2, self.device)
 
         out = None if out_dir is None else Path(out_dir)
@@ -422,9 +430,12 @@ class Trainer:
         return total
 
     def close(self) -> None:
-        """Flush device-side records and wait for checkpoint writes."""
+        """Flush device-side records, wait for checkpoint writes, stop data workers."""
         self._flush()
         self.checkpointer.close()
+        close_data = getattr(self.train_iter, "close", None)  # host-side loaders (LM)
+        if close_data is not None:
+            close_data()
 
 
 def make_trainer(

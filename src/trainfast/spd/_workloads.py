@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ._config import SPDConfig
+from ._lm import LM_WORKLOADS
 from ._targets import ResidMLPModel, SparseFeatureData, TMSModel
 
 
@@ -197,7 +198,7 @@ def get_workload(name: str, *, target: str = "random", seed: int | None = None) 
     """Look a workload up by name.
 
     Args:
-        name: a key of `WORKLOADS`.
+        name: a key of `WORKLOADS` (toys) or `LM_WORKLOADS` (GPT-2, an `LMWorkload`).
         target: `"random"` (the default: shapes only, as the perf tests need) or `"trained"`
             (upstream's recipe, `Workload.trained(seed)`).
         seed: the trained target's seed (`None`: the recipe's default).
@@ -205,8 +206,13 @@ def get_workload(name: str, *, target: str = "random", seed: int | None = None) 
     Raises:
         ValueError: unknown name (lists the known ones) or target kind.
     """
+    if name in LM_WORKLOADS:  # language models (`_lm.py`): random targets only, for now
+        if target != "random":
+            raise ValueError(f"workload {name!r} has only a random target, got target={target!r}")
+        return LM_WORKLOADS[name]  # type: ignore[return-value]
     if name not in WORKLOADS:
-        raise ValueError(f"unknown workload {name!r}; known workloads: {', '.join(WORKLOADS)}")
+        known = ", ".join([*WORKLOADS, *LM_WORKLOADS])
+        raise ValueError(f"unknown workload {name!r}; known workloads: {known}")
     if target == "random":
         return WORKLOADS[name]
     if target == "trained":
