@@ -100,12 +100,26 @@ def perf(request: pytest.FixtureRequest) -> Iterator[Perf]:
     session = config.stash[perf_session_key]
     # Under `perfsuite ab` every timed section first takes this process's turn.
     before_round = _turns.take_turn if os.environ.get(_turns.ENV) else lambda: None
+    before_round, first = _with_reference(session, before_round)
     perf = Perf(node.nodeid, cfg.settings(marker), session.device_lock, session.add, before_round)
     perf.profiler = _profiler(config, cfg, marker, node.nodeid)
     yield perf
+    session.reference.attach(session.measurements[first:])
     # After the test, while its callables exist: series slower than a baseline (judged as
     # the gate will judge them at the end of the session) are profiled now.
     perf.profiler.after_test(perf.sources, session)
+
+
+def _with_reference(session: PerfSession, before_round):
+    """`before_round` that also samples the machine-speed reference (`perfsuite._reference`),
+    after this process's turn; and where this test's measurements will start in the session."""
+    session.reference.take()  # what an earlier test left unclaimed is not this test's
+
+    def hook() -> None:
+        before_round()
+        session.reference.sample()
+
+    return hook, len(session.measurements)
 
 
 def _profiler(config: pytest.Config, cfg: PerfConfig, marker: PerfMarkerOptions, nodeid: str):

@@ -174,8 +174,37 @@ def summarise(trials: list[dict]) -> dict:
             "series_verdicts": {w: words.count(w) for w in sorted(set(words))},
             "ratio_min": ratios[0] if ratios else None,
             "ratio_max": ratios[-1] if ratios else None,
+            **_raw_summary(ts),
         }
     return out
+
+
+def _sd_log(values: list[float]) -> float | None:
+    logs = [math.log(v) for v in values if v]
+    if len(logs) < 2:
+        return None
+    mean = sum(logs) / len(logs)
+    return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+
+
+def _raw_summary(ts: list[dict]) -> dict:
+    """The same sessions by the raw rule (no reference), and the spread of the log ratios
+    with and without the reference, per series: what the reference takes out."""
+    raw_failed = sum(bool(t.get("raw_failed")) for t in ts)
+    raw = sorted(r for t in ts for r in t.get("raw_ratios", {}).values() if r)
+    names = sorted({k for t in ts for k in t["ratios"]})
+    return {
+        "raw_failed": raw_failed,
+        "raw_wilson95": list(wilson_interval(raw_failed, len(ts))),
+        "raw_ratio_min": raw[0] if raw else None,
+        "raw_ratio_max": raw[-1] if raw else None,
+        "sd_log_ratio": {
+            k: _sd_log([t["ratios"][k] for t in ts if k in t["ratios"]]) for k in names
+        },
+        "sd_log_raw_ratio": {
+            k: _sd_log([t.get("raw_ratios", {}).get(k) for t in ts]) for k in names
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,6 +268,14 @@ def main(argv: list[str] | None = None) -> int:
                     "verdicts": {k: v["verdict"] for k, v in vs.items()},
                     "ratios": {k: v["ratio"] for k, v in vs.items()},
                     "bands": {k: v.get("band") for k, v in vs.items()},
+                    # The same session judged by the raw rule (no machine-speed reference:
+                    # the gate of runs 2-4), and the reference's own ratio.
+                    "raw_ratios": {k: v.get("raw_ratio") for k, v in vs.items()},
+                    "raw_verdicts": {k: v.get("raw_verdict") for k, v in vs.items()},
+                    "raw_bands": {k: v.get("raw_band") for k, v in vs.items()},
+                    "reference_ratios": {k: v.get("reference_ratio") for k, v in vs.items()},
+                    "normalised": {k: v.get("normalised") for k, v in vs.items()},
+                    "raw_failed": any(v.get("raw_verdict") == "regression" for v in vs.values()),
                     "seconds": res["seconds"],
                     "foreign_cores": res["foreign_cores"],
                     "steal_cores": res["steal_cores"],
@@ -247,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"round {r} {item}: {'FAIL' if failed else 'ok  '} "
                 f"(others {res['foreign_cores']:.2f} cores, steal {res['steal_cores']:.2f}) "
-                + " ".join(f"{k} {v['ratio']:.3f}x {v['verdict']}" for k, v in vs.items()),
+                + " ".join(
+                    f"{k} {v['ratio']:.3f}x (raw {v.get('raw_ratio') or 0:.3f}x) {v['verdict']}"
+                    for k, v in vs.items()
+                ),
                 flush=True,
             )
         report = {
