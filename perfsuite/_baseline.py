@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from . import _count_gate, _stats
+from . import _baseline_store, _count_gate, _stats
 from ._ab_runs import run_statistics
 from ._baseline_judge import (
     DEFAULT_BAND,
@@ -93,10 +93,11 @@ __all__ = [
 
 SEES = (
     "The gate judges each series relative to a machine-speed reference timed between the "
-    "same rounds, so it sees whole-session shifts of the workload beyond the between-session "
-    "band, not the machine's; it cannot see smaller effects (use `perfsuite ab`, which pairs "
-    "processes side by side), and a change that slows the reference too (interpreter, numpy, "
-    "environment) shows only in the raw ratio, as inconclusive."
+    "same rounds (raw times where a side has none), so it sees whole-session shifts of the "
+    "workload beyond the between-session band, not the machine's; it cannot see smaller "
+    "effects: use `perfsuite ab`, which pairs processes side by side, for those. A change "
+    "that slows the reference too (interpreter, numpy, environment) cancels out of the "
+    "normalised ratio and shows in the raw ratio, as inconclusive."
 )
 
 
@@ -228,9 +229,24 @@ def session_values(doc: dict[str, Any], stat: str) -> dict[str, SessionValue]:
     for s in iter_series(doc):
         if s.id in stats:
             out[s.id] = SessionValue(
-                stats[s.id][1], reference_seconds(s.reference), s.reference_kernel, len(s.samples)
+                stats[s.id][1],
+                reference_seconds(s.reference),
+                s.reference_kernel,
+                len(s.samples),
+                s.cpu_share if _host_timed(s.entry) else 0.0,
             )
     return out
+
+
+def _host_timed(entry: dict[str, Any]) -> bool:
+    """Whether a series' time is the host CPU's work by its instrument: the host clock, or
+    JAX on its CPU backend. A device's time (CUDA) does not follow the host's speed, even
+    where the host spins while it waits (its CPU share then reads ~1)."""
+    inst = entry.get("instrument")
+    name = inst.get("name") if isinstance(inst, dict) else inst
+    if name in (None, "host"):
+        return True
+    return name == "jax" and isinstance(inst, dict) and inst.get("backend") == "cpu"
 
 
 def _stat(cfg: Any) -> str:
@@ -395,18 +411,24 @@ def summary_lines(session: PerfSession) -> list[tuple[str, dict[str, bool]]]:
     cfg = session.perf_config
     if b is not None:
         counts = ", ".join(f"{n} {w}" for w, n in b["verdicts"].items() if n)
-        band = (
-            "band estimated from the sessions"
-            if b["sessions"] >= MIN_SESSIONS
-            else f"default band: fewer than {MIN_SESSIONS} sessions"
-        )
         normalised = b.get("normalised", 0)
-        how = (
-            f"{band}; relative to the machine-speed reference"
-            if normalised == b["compared"]
-            else f"{band}; {normalised} of {b['compared']} relative to the machine-speed "
-            "reference, the rest raw (no reference on both sides)"
-        )
+        raw = b["compared"] - normalised
+        if b["sessions"] >= MIN_SESSIONS:
+            band = "band estimated from the sessions"
+        else:
+            bands = [f"x{DEFAULT_BAND_NORMALISED:g}"] * bool(normalised) + [
+                f"x{DEFAULT_BAND:g}"
+            ] * bool(raw or not b["compared"])
+            band = f"default band {' and '.join(bands)}: fewer than {MIN_SESSIONS} sessions"
+        if not raw:
+            how = f"{band}; relative to the machine-speed reference"
+        elif not normalised:
+            how = f"{band}; raw times (no machine-speed reference for them)"
+        else:
+            how = (
+                f"{band}; {normalised} relative to the machine-speed reference, {raw} raw "
+                "(no reference on both sides, or mostly off the CPU)"
+            )
         out.append(
             (
                 f"perf: compared {b['compared']} series with baseline {b['name']} "
@@ -510,7 +532,7 @@ def save_if_asked(session: PerfSession) -> None:
     session.save_note = (
         f"perf: saved baseline {cfg.save}: {path} ({n} measurement{'s' if n != 1 else ''}, "
         f"{timed} timed series); {cfg.save} now holds {kept} session{'s' if kept != 1 else ''}"
-        + (f" (deleted {pruned} older beyond {MAX_SESSIONS})" if pruned else "")
+        + (f" (deleted {pruned} older beyond {_baseline_store.MAX_SESSIONS})" if pruned else "")
         + (
             f"; {MIN_SESSIONS - kept} more for the gate to estimate the between-session spread "
             f"instead of using its default band (x{DEFAULT_BAND_NORMALISED:g} relative to the "

@@ -66,6 +66,9 @@ class SessionValue:
     kernel: str | None = None
     #: Rounds behind `value`.
     rounds: int = 0
+    #: Share of the time the series' thread computed (`perfsuite._reference`); 0 for a
+    #: device-timed series; None: not recorded (taken as CPU-bound).
+    cpu_share: float | None = None
 
 
 def _as_value(x: SessionValue | float) -> SessionValue:
@@ -87,10 +90,24 @@ def _verdict(shift: Shift, limit: float) -> str:
     return "same"
 
 
-def _normalisable(current: SessionValue, baseline: Sequence[SessionValue]) -> bool:
-    return current.reference is not None and all(
+#: Least CPU share (of both sides) for which a series is normalised: below it, most of its
+#: time is not the host CPU's work (sleep, I/O, a device), does not follow the reference, and
+#: normalising would add the reference's noise instead of removing the machine's.
+MIN_CPU_SHARE = 0.5
+
+
+def _exponent(current: SessionValue, baseline: Sequence[SessionValue]) -> float | None:
+    """How much of the reference to take out: `value / reference ** exponent`, where the
+    exponent is the series' CPU share (the part of its time that follows the machine's speed),
+    the smaller of this session's and the baseline's median; None: raw times only."""
+    if current.reference is None or not all(
         b.reference is not None and b.kernel == current.kernel for b in baseline
-    )
+    ):
+        return None
+    shares = [1.0 if b.cpu_share is None else b.cpu_share for b in baseline]
+    mine = 1.0 if current.cpu_share is None else current.cpu_share
+    share = min(mine, float(np.median(shares)))
+    return share if share >= MIN_CPU_SHARE else None
 
 
 def judge_series(
@@ -113,12 +130,13 @@ def judge_series(
         "level": LEVEL,
         "why": None,
     }
-    if _normalisable(cur, base):
+    exponent = _exponent(cur, base)
+    if exponent is not None:
         assert cur.reference is not None
         refs = [b.reference for b in base]
         shift = shift_interval(
-            cur.value / cur.reference,
-            [b.value / r for b, r in zip(base, refs) if r is not None],
+            cur.value / cur.reference**exponent,
+            [b.value / r**exponent for b, r in zip(base, refs) if r is not None],
             default_band=DEFAULT_BAND_NORMALISED,
         )
         verdict = _verdict(shift, limit)
@@ -129,13 +147,14 @@ def judge_series(
         ref_centre = float(np.exp(np.median(np.log(refs))))
         out |= {
             "normalised": True,
+            "exponent": exponent,
             "reference_ratio": cur.reference / ref_centre,
             "current_reference_s": cur.reference,
             "baseline_reference_s": ref_centre,
         }
     else:
         shift, verdict = raw, raw_verdict
-        out |= {"normalised": False, "reference_ratio": None}
+        out |= {"normalised": False, "exponent": None, "reference_ratio": None}
     return {
         "ratio": shift.ratio,
         "low": shift.low,
@@ -179,6 +198,7 @@ __all__ = [
     "DEFAULT_BAND",
     "DEFAULT_BAND_NORMALISED",
     "LEVEL",
+    "MIN_CPU_SHARE",
     "MIN_SESSIONS",
     "SessionValue",
     "judge",

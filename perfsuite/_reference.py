@@ -93,6 +93,7 @@ class Reference:
         self._python: list[float] = []
         self._numpy: list[float] = []
         self._last_end = -math.inf
+        self._clock: tuple[float, float, float] | None = None
         # Warm both kernels once (imports, first-call costs), outside any measurement.
         for _ in range(3):
             time_kernels()
@@ -126,8 +127,14 @@ class Reference:
             "samples_s": [math.sqrt(p * n) for p, n in zip(python, numpy_)],
         }
 
+    def begin(self) -> None:
+        """A test starts: drop what an earlier test left unclaimed, start its CPU clock."""
+        self.take()
+        self._clock = _thread_clock()
+
     def attach(self, measurements: list[dict[str, Any]]) -> None:
-        """Give one test's timed measurements the samples taken while the test ran.
+        """Give one test's timed measurements the samples taken while the test ran, and the
+        share of the test's time its thread spent computing (`cpu_share`).
 
         Per test, not per measurement: a comparison is recorded when it starts and gets its
         later rounds from assertions, so the test is the span that surely holds its rounds.
@@ -135,6 +142,7 @@ class Reference:
         entry = self.take()
         if entry is None:
             return
+        entry["cpu_share"] = _cpu_share(self._clock, _thread_clock())
         for m in measurements:
             if m.get("kind") in TIMED_KINDS:
                 m["reference"] = entry
@@ -142,6 +150,33 @@ class Reference:
 
 #: Kinds of measurement with timed rounds (those `before_round` is called for).
 TIMED_KINDS = ("measure", "steps", "compare")
+
+
+def _thread_clock() -> tuple[float, float, float] | None:
+    """(wall, on-CPU, run-queue wait) seconds of this thread so far: `/proc/thread-self/
+    schedstat` on Linux; elsewhere the thread's CPU time and no wait (None on failure)."""
+    wall = time.perf_counter()
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            cpu_ns, wait_ns = fh.read().split()[:2]
+        return wall, int(cpu_ns) * 1e-9, int(wait_ns) * 1e-9
+    except (OSError, ValueError):
+        try:
+            return wall, time.thread_time(), 0.0
+        except OSError:
+            return None
+
+
+def _cpu_share(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None):
+    """Share of the span the thread computed, of the time it could have (wall time less its
+    run-queue wait, so a loaded machine does not make CPU-bound code look idle): ~1 for code
+    whose time is the CPU's work, ~0 for code that sleeps, waits on I/O or on a device."""
+    if start is None or end is None:
+        return None
+    wall = (end[0] - start[0]) - (end[2] - start[2])
+    if wall <= 0:
+        return None
+    return min(1.0, max(0.0, (end[1] - start[1]) / wall))
 
 
 def reference_seconds(samples: tuple[float, ...] | list[float]) -> float | None:

@@ -53,6 +53,8 @@ class Series:
     #: seconds per sample, and the kernel's id; empty/None where none was recorded.
     reference: tuple[float, ...] = ()
     reference_kernel: str | None = None
+    #: Share of the test's time its thread computed (~1 CPU-bound, ~0 sleeping/waiting).
+    cpu_share: float | None = None
 
     @property
     def timed(self) -> bool:
@@ -69,10 +71,13 @@ def measurement_series(m: dict[str, Any]) -> list[Series]:
 
     ref = m.get("reference") if isinstance(m.get("reference"), dict) else {}
     ref_samples, ref_kernel = tuple(ref.get("samples_s", ())), ref.get("kernel")
+    ref_fields = dict(
+        reference=ref_samples, reference_kernel=ref_kernel, cpu_share=ref.get("cpu_share")
+    )
 
     def make(sid, name, unit, samples, entry, iterations=None):
         s = Series(sid, test, name, kind, unit, tuple(samples), entry, m, iterations)
-        return dataclasses.replace(s, reference=ref_samples, reference_kernel=ref_kernel)
+        return dataclasses.replace(s, **ref_fields)
 
     if kind in ("measure", "steps", "compare"):
         return _with_counts(_timed_series(m, kind, test, name, make), make)
@@ -454,6 +459,7 @@ _REFERENCE_KEYS: list[tuple[str, str, bool]] = [
     ("reference", "dict", False),
     ("reference.kernel", "str", False),
     ("reference.samples_s", "samples", False),
+    ("reference.cpu_share", "num?", False),
 ]
 
 _MISSING = object()

@@ -113,7 +113,7 @@ def perf(request: pytest.FixtureRequest) -> Iterator[Perf]:
 def _with_reference(session: PerfSession, before_round):
     """`before_round` that also samples the machine-speed reference (`perfsuite._reference`),
     after this process's turn; and where this test's measurements will start in the session."""
-    session.reference.take()  # what an earlier test left unclaimed is not this test's
+    session.reference.begin()  # what an earlier test left unclaimed is not this test's
 
     def hook() -> None:
         before_round()

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfsuite import _baseline
+from perfsuite import _baseline, _baseline_store
 from perfsuite._options import FailExpr
 
 
@@ -276,7 +276,7 @@ def test_saving_again_adds_a_session_and_says_what_and_where(
 def test_sessions_beyond_the_cap_are_deleted_oldest_first(
     pytester: pytest.Pytester, sleeper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_baseline, "MAX_SESSIONS", 2)
+    monkeypatch.setattr(_baseline_store, "MAX_SESSIONS", 2)
     for _ in range(3):
         result = sleeper("--perf-save=main", "-k", "doze")
     result.stdout.fnmatch_lines(["*main now holds 2 sessions (deleted 1 older beyond 2)*"])
