@@ -88,6 +88,48 @@ def test_chain(perf):
 """
 
 
+# The device case (`--workload torch-cuda`, scripts/h200_gate.py): a chain of bf16 matrix
+# products on the GPU, timed by the torch-cuda instrument, beside the host loop. The device
+# series must be judged on raw times (its time does not follow the host's speed).
+TESTS_TORCH = """\
+import os
+
+import pytest
+import torch
+
+SLOWDOWN = float(os.environ.get("PERF_CALIB_SLOWDOWN", "1"))
+X = torch.randn(2048, 2048, device="cuda", dtype=torch.bfloat16)
+W = torch.randn(2048, 2048, device="cuda", dtype=torch.bfloat16) / 64
+
+
+def loop(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+def chain(n):
+    x = X
+    for _ in range(n):
+        x = x @ W
+    return x
+
+
+@pytest.mark.perf
+def test_loop(perf):
+    n = int(round({loop_n} * SLOWDOWN))
+    perf.measure(lambda: loop(n), name="loop")
+
+
+@pytest.mark.perf
+def test_chain(perf):
+    n = int(round({chain_n} * SLOWDOWN))
+    perf.measure(lambda: chain(n), name="chain")
+"""
+WORKLOADS = {"cpu": TESTS, "torch-cuda": TESTS_TORCH}
+
+
 def _cpu() -> tuple[float, float]:
     """Seconds of busy and stolen CPU time of the whole machine so far (`/proc/stat`)."""
     try:
@@ -218,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loop-n", type=int, default=20000, help="loop length (about 0.5 ms)")
     p.add_argument("--chain-n", type=int, default=40, help="matrix products per call")
     p.add_argument("--time-limit", type=float, default=3600.0, help="stop after this many s")
+    p.add_argument("--workload", choices=sorted(WORKLOADS), default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no summary JSON on stdout")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
@@ -229,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="calibrate-baseline-"))
     (folder / "pytest.ini").write_text("[pytest]\n")
     (folder / "test_work.py").write_text(
-        TESTS.replace("{loop_n}", str(args.loop_n)).replace("{chain_n}", str(args.chain_n))
+        WORKLOADS[args.workload]
+        .replace("{loop_n}", str(args.loop_n))
+        .replace("{chain_n}", str(args.chain_n))
     )
     started = time.monotonic()
     trials: list[dict] = []
@@ -275,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
                     "raw_bands": {k: v.get("raw_band") for k, v in vs.items()},
                     "reference_ratios": {k: v.get("reference_ratio") for k, v in vs.items()},
                     "normalised": {k: v.get("normalised") for k, v in vs.items()},
+                    "cpu_shares": {
+                        m["name"]: (m.get("reference") or {}).get("cpu_share")
+                        for m in res["doc"]["measurements"]
+                    },
                     "raw_failed": any(v.get("raw_verdict") == "regression" for v in vs.values()),
                     "seconds": res["seconds"],
                     "foreign_cores": res["foreign_cores"],
@@ -300,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             "trials": trials,
         }
         write_atomic(args.out, json.dumps(report, indent=1) + "\n")
-    print(json.dumps(summarise(trials), indent=1))
+    if not args.quiet:
+        print(json.dumps(summarise(trials), indent=1))
     shutil.rmtree(folder, ignore_errors=True)  # the baselines and sessions of this run
     return 0
 

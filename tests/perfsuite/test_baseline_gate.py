@@ -431,3 +431,70 @@ def test_a_first_empty_session_says_there_is_still_no_baseline(
         ]  # fmt: skip
     )
     assert _sessions(pytester) == []
+
+
+# --------------------------------------------------------------------------- the reference
+
+CPU_WORK = """
+import os
+
+import pytest
+
+N = int(os.environ.get("GATE_N", "20000"))
+
+
+def loop(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+@pytest.mark.perf
+def test_loop(perf):
+    perf.measure(lambda: loop(N), name="loop")
+"""
+
+
+def test_cpu_bound_series_are_judged_relative_to_the_reference_and_say_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_cpu=CPU_WORK)
+
+    def run(n: int, *args: str) -> pytest.RunResult:
+        monkeypatch.setenv("GATE_N", str(n))
+        return pytester.runpytest("--perf", "--perf-quick", "-p", "no:cacheprovider", *args)
+
+    run(20000, "--perf-save=main").assert_outcomes(passed=1)
+    out = pytester.path / "cur.json"
+    slow = run(40000, "--perf-compare=main", "--perf-fail=5%", f"--perf-json={out}")
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED
+    [m] = json.loads(out.read_text())["measurements"]
+    e = m["baseline"]
+    assert m["reference"]["kernel"]
+    assert m["reference"]["cpu_share"] > _baseline.MIN_CPU_SHARE  # a loop computes
+    assert e["normalised"]
+    assert e["band"] == _baseline.DEFAULT_BAND_NORMALISED
+    # The raw ratio and the reference's own are kept: `ratio` is their quotient.
+    assert e["ratio"] == pytest.approx(e["raw_ratio"] / e["reference_ratio"] ** e["exponent"])
+    assert e["verdict"] == "regression"
+    slow.stdout.fnmatch_lines(
+        [
+            "*vs baseline main: *x the baseline's time [[]*]: regression (machine-normalised; "
+            "raw *x, reference *x)",
+            "*REGRESSION test_cpu.py::test_loop::loop: median per session relative to the "
+            "machine-speed reference *the reference itself *",
+        ]
+    )
+
+
+def test_a_sleeping_series_is_judged_raw(pytester: pytest.Pytester, sleeper) -> None:
+    # time.sleep does not follow the CPU's speed: its CPU share is ~0, so the reference is
+    # not taken out (it would add its own noise).
+    sleeper("--perf-save=main").assert_outcomes(passed=2)
+    out = pytester.path / "cur.json"
+    sleeper("--perf-compare=main", f"--perf-json={out}").assert_outcomes(passed=2)
+    doc = json.loads(out.read_text())
+    assert all(m["reference"]["cpu_share"] < _baseline.MIN_CPU_SHARE for m in doc["measurements"])
+    assert not any(m["baseline"]["normalised"] for m in doc["measurements"])
+    assert doc["baseline"]["normalised"] == 0
