@@ -106,7 +106,8 @@ __all__ = [
 
 SEES = (
     "The gate judges each series relative to a machine-speed reference timed between the "
-    "same rounds (raw times where a side has none), so it sees whole-session shifts of the "
+    "same rounds (raw times for a series mostly off the CPU or without a reference on both "
+    "sides), so it sees whole-session shifts of the "
     "workload beyond the between-session band, not the machine's; it cannot see smaller "
     "effects: use `perfsuite ab`, which pairs processes side by side, for those. A change "
     "that slows the reference too (interpreter, numpy, environment) cancels out of the "
