@@ -32,6 +32,7 @@ therefore also reports the un-normalised ratio and the reference's own ratio
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -152,14 +153,27 @@ class Reference:
 TIMED_KINDS = ("measure", "steps", "compare")
 
 
+def _machine_steal() -> float:
+    """Seconds the hypervisor gave this VM's CPUs to other guests so far, per CPU (0 where
+    `/proc/stat` is missing): stolen time is neither the thread's CPU time nor its run-queue
+    wait, so without it a CPU-bound thread on a busy host reads as partly idle."""
+    try:
+        with open("/proc/stat") as fh:
+            steal = int(fh.readline().split()[8])
+        return steal / os.sysconf("SC_CLK_TCK") / (os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _thread_clock() -> tuple[float, float, float] | None:
-    """(wall, on-CPU, run-queue wait) seconds of this thread so far: `/proc/thread-self/
-    schedstat` on Linux; elsewhere the thread's CPU time and no wait (None on failure)."""
+    """(wall, on-CPU, run-queue wait + stolen) seconds of this thread so far:
+    `/proc/thread-self/schedstat` on Linux; elsewhere the thread's CPU time and no wait (None
+    on failure). Stolen time is the machine's per-CPU average (`_machine_steal`)."""
     wall = time.perf_counter()
     try:
         with open("/proc/thread-self/schedstat") as fh:
             cpu_ns, wait_ns = fh.read().split()[:2]
-        return wall, int(cpu_ns) * 1e-9, int(wait_ns) * 1e-9
+        return wall, int(cpu_ns) * 1e-9, int(wait_ns) * 1e-9 + _machine_steal()
     except (OSError, ValueError):
         try:
             return wall, time.thread_time(), 0.0
@@ -169,8 +183,9 @@ def _thread_clock() -> tuple[float, float, float] | None:
 
 def _cpu_share(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None):
     """Share of the span the thread computed, of the time it could have (wall time less its
-    run-queue wait, so a loaded machine does not make CPU-bound code look idle): ~1 for code
-    whose time is the CPU's work, ~0 for code that sleeps, waits on I/O or on a device."""
+    run-queue wait and the machine's stolen time, so a loaded machine does not make CPU-bound
+    code look idle): ~1 for code whose time is the CPU's work, ~0 for code that sleeps, waits
+    on I/O or on a device."""
     if start is None or end is None:
         return None
     wall = (end[0] - start[0]) - (end[2] - start[2])
