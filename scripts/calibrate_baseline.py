@@ -159,7 +159,16 @@ def session(folder: Path, args: argparse.Namespace, slowdown: float, *extra: str
     env = dict(
         os.environ,
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",  # faster start; the plugin is loaded with -p
-        PYTHONPATH=f"{tree}{os.pathsep}{tree / 'src'}",
+        # The tree first; then what the caller had (e.g. `.gpu-site` on the device), made
+        # absolute since the sessions run in a throwaway directory.
+        PYTHONPATH=os.pathsep.join(
+            [str(tree), str(tree / "src")]
+            + [
+                str(Path(p).resolve())
+                for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                if p
+            ]
+        ),
         PERF_CALIB_SLOWDOWN=repr(slowdown),
         OPENBLAS_NUM_THREADS="1",
     )
