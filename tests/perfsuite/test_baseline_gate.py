@@ -498,3 +498,36 @@ def test_a_sleeping_series_is_judged_raw(pytester: pytest.Pytester, sleeper) -> 
     assert all(m["reference"]["cpu_share"] < _baseline.MIN_CPU_SHARE for m in doc["measurements"])
     assert not any(m["baseline"]["normalised"] for m in doc["measurements"])
     assert doc["baseline"]["normalised"] == 0
+
+
+def _with_reference(doc: dict, seconds: float, share: float = 1.0) -> dict:
+    from perfsuite._reference import KERNEL
+
+    for m in doc["measurements"]:
+        m["reference"] = {"kernel": KERNEL, "samples_s": [seconds] * 20, "cpu_share": share}
+    return doc
+
+
+def test_a_slowdown_the_reference_shares_is_inconclusive_and_says_why() -> None:
+    # Everything 2.5x slower, the reference too (a slower interpreter, a busier machine):
+    # normalised it is 1x, but the raw ratio stays visible and the verdict is not "same".
+    session = _session({"m": _tight(2.5)}, [{"m": _tight(1.0)}], fail="median:5%")
+    _with_reference(session.document, 2.5e-4)
+    session.baseline_sessions = [
+        _baseline.SavedSession.of(
+            Path("0001_b.json"), _with_reference(_doc({"m": _tight(1.0)}), 1e-4), "median"
+        )
+    ]
+    _baseline.apply(session)
+    e = _entry(session)
+    assert e["normalised"]
+    assert e["ratio"] == pytest.approx(1.0, rel=1e-3)
+    assert e["raw_ratio"] == pytest.approx(2.5, rel=1e-3)
+    assert e["verdict"] == "inconclusive"
+    assert e["why"] == "reference"
+    assert session.errors == []  # inconclusive fails only with --perf-fail-inconclusive
+    session.save_note = None
+    [line] = [t for t, _ in _baseline.summary_lines(session) if "INCONCLUSIVE" in t]
+    assert "relative to the machine-speed reference 1x the baseline's (raw 2.5x" in line
+    assert "the reference itself 2.5x" in line
+    assert "the raw ratio alone is a regression" in line
