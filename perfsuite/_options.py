@@ -80,8 +80,9 @@ def add_options(parser: Parser) -> None:
         help="With --perf-compare: fail the session when a series is slower than the "
         "baseline by more than EXPR with confidence, e.g. '5%%' or 'min:5%%'. STAT (min, median, "
         "mean; median if omitted) is taken over each session's rounds, and the current "
-        "session's number is judged against the spread of the baseline's sessions. "
-        "Default: %(default)r",
+        "session's number is judged against the spread of the baseline's sessions, "
+        "relative to a machine-speed reference timed between the same rounds for CPU-bound "
+        "series (the raw ratio is reported too). Default: %(default)r",
     )
     group.addoption(
         "--perf-fail-inconclusive",

@@ -564,25 +564,29 @@ class Profiler:
 
 def _baseline_slower(sources: list[tuple[dict[str, Any], dict[str, Any]]], session: Any) -> dict:
     """`{series id: why}` for series the stored-baseline gate would call a regression or
-    inconclusive, judged now with its own rule (`_baseline.judge`) on this test's rounds."""
+    inconclusive, judged now with its own rule (`_baseline_judge.judge_series`) on this
+    test's rounds."""
     sessions = getattr(session, "baseline_sessions", None)
     if not sessions:
         return {}
     import json
 
-    from ._baseline import judge
-    from ._results import _default, run_statistics
+    from ._baseline import session_values
+    from ._baseline_judge import judge_series
+    from ._results import _default
 
     cfg = session.perf_config
     stat = cfg.fail.stat if cfg.fail else "median"
     limit = 1.0 + (cfg.fail.fraction if cfg.fail else 0.05)
     doc = {"measurements": json.loads(json.dumps([m for m, _ in sources], default=_default))}
     out = {}
-    for sid, (_, current) in run_statistics(doc, stat).items():
-        values = [s.values[sid] for s in sessions if sid in s.values]
+    # The test's numbers with its machine-speed reference (attached before this runs), so
+    # the series profiled are those the gate will judge slower.
+    for sid, current in session_values(doc, stat).items():
+        values = [s.number(sid) for s in sessions if sid in s.values]
         if not values:
             continue
-        verdict = judge(current, values, limit)
+        verdict = judge_series(current, values, limit)
         if verdict["verdict"] in ("regression", "inconclusive"):
             out[sid] = (
                 f"{verdict['verdict']} against baseline {cfg.compare}: {verdict['ratio']:.3g}x "

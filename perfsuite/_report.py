@@ -231,6 +231,17 @@ def _slowdown_words(ratio: Any, low: Any, high: Any) -> str:
     return f"{_g(ratio, '.3g')}x the baseline's time [{_g(low, '.3g')}x, {_g(high, '.3g')}x]"
 
 
+def _reference_words(b: dict[str, Any]) -> str:
+    """What the stored-baseline gate normalised (`perfsuite._baseline_judge`): the raw ratio
+    and the machine-speed reference's own, so a global slowdown stays visible."""
+    if not b.get("normalised"):
+        return ""
+    return (
+        f" (machine-normalised; raw {_g(b.get('raw_ratio'), '.3g')}x, reference "
+        f"{_g(b.get('reference_ratio'), '.3g')}x)"
+    )
+
+
 TERMINAL_HEADER = (
     "",
     "per call",
@@ -290,7 +301,8 @@ def terminal_table(
                     (
                         "line",
                         f"vs baseline {b.get('name', '')}{which}: "
-                        f"{_slowdown_words(b['ratio'], b['low'], b['high'])}: {b['verdict']}",
+                        f"{_slowdown_words(b['ratio'], b['low'], b['high'])}: {b['verdict']}"
+                        + _reference_words(b),
                     )
                 )
             for b in m.get("memory_baselines", []):

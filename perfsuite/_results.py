@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -48,6 +49,12 @@ class Series:
     measurement: dict[str, Any]
     #: Calls per round behind each sample (None where not applicable).
     iterations: int | None = None
+    #: The machine-speed reference timed while the measurement ran (`perfsuite._reference`):
+    #: seconds per sample, and the kernel's id; empty/None where none was recorded.
+    reference: tuple[float, ...] = ()
+    reference_kernel: str | None = None
+    #: Share of the test's time its thread computed (~1 CPU-bound, ~0 sleeping/waiting).
+    cpu_share: float | None = None
 
     @property
     def timed(self) -> bool:
@@ -62,8 +69,15 @@ def measurement_series(m: dict[str, Any]) -> list[Series]:
     test = m.get("test") or m["id"].rsplit("::", 1)[0]
     name = m.get("name") or m["id"].rsplit("::", 1)[-1]
 
+    ref = m.get("reference") if isinstance(m.get("reference"), dict) else {}
+    ref_samples, ref_kernel = tuple(ref.get("samples_s", ())), ref.get("kernel")
+    ref_fields = dict(
+        reference=ref_samples, reference_kernel=ref_kernel, cpu_share=ref.get("cpu_share")
+    )
+
     def make(sid, name, unit, samples, entry, iterations=None):
-        return Series(sid, test, name, kind, unit, tuple(samples), entry, m, iterations)
+        s = Series(sid, test, name, kind, unit, tuple(samples), entry, m, iterations)
+        return dataclasses.replace(s, **ref_fields)
 
     if kind in ("measure", "steps", "compare"):
         return _with_counts(_timed_series(m, kind, test, name, make), make)
@@ -467,6 +481,14 @@ _PROFILE_KEYS = [
     ("top", "dict", False),
 ]
 
+#: The machine-speed reference a timed measurement may carry (`perfsuite._reference`).
+_REFERENCE_KEYS: list[tuple[str, str, bool]] = [
+    ("reference", "dict", False),
+    ("reference.kernel", "str", False),
+    ("reference.samples_s", "samples", False),
+    ("reference.cpu_share", "num?", False),
+]
+
 _MISSING = object()
 
 
@@ -510,6 +532,7 @@ def validate_document(doc: dict[str, Any], path: Any = "results") -> None:
         _check(m, [(key, "str", True) for key in ("kind", "id", "test", "name")], where)
         kind = m["kind"]
         _check(m, _KIND_KEYS.get(kind, []), f"{where} (kind {kind!r})")
+        _check(m, _REFERENCE_KEYS, where)
         if kind == "compare":
             for j, cand in enumerate(m["comparison"]["candidates"]):
                 if not isinstance(cand, dict):

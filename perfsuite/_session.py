@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from ._baseline_store import BaselineStore
 from ._options import PerfConfig
+from ._reference import Reference
 from ._results import build_document, ensure_results_dir, write_json
 
 
@@ -40,6 +42,11 @@ class PerfSession:
         #: Where `--perf-save` wrote, and the line that says so (or why it did not).
         self.saved_path: Path | None = None
         self.save_note: str | None = None
+        #: The baselines of this results directory (`perfsuite._baseline_store`), made by
+        #: the gate when it first needs them.
+        self.baselines: BaselineStore | None = None
+        #: The machine-speed reference, sampled between rounds (`perfsuite._reference`).
+        self.reference = Reference()
 
     def add(self, record: dict[str, Any]) -> None:
         self.measurements.append(record)

@@ -176,3 +176,83 @@ def paired_interval(logs: Sequence[float], *, level: float, test: str) -> tuple[
     if test == "sign":
         return sign_test_interval(logs, level=level)
     raise ValueError(f"`test` must be one of {list(TESTS)}, got {test!r}.")
+
+
+# --------------------------------------------------------------------------- between sessions
+#
+# The stored-baseline gate's interval (`perfsuite._baseline_judge`): one number per session
+# on each side, the current session against the spread of the baseline's sessions.
+
+#: Fewest baseline sessions from which the between-session spread is estimated.
+MIN_SESSIONS = 5
+#: Smallest between-session spread (SD of log values) an estimate may claim: a handful of
+#: quiet sessions does not prove that the next one will be as quiet. On the CI VM five
+#: sessions saved back to back varied by 3%, sessions minutes apart by 10-20%.
+SPREAD_FLOOR = 0.06
+# Student t quantiles at 0.995 by degrees of freedom (scipy.stats.t.ppf; scipy.stats costs
+# ~0.7 s to import at the start of every --perf process). Beyond 30, the normal's 2.576.
+_T995 = {
+    4: 4.6041, 5: 4.0321, 6: 3.7074, 7: 3.4995, 8: 3.3554, 9: 3.2498, 10: 3.1693,
+    11: 3.1058, 12: 3.0545, 13: 3.0123, 14: 2.9768, 15: 2.9467, 16: 2.9208, 17: 2.8982,
+    18: 2.8784, 19: 2.8609, 20: 2.8453, 25: 2.7874, 30: 2.75,
+}  # fmt: skip
+
+
+def _t995(df: int) -> float:
+    if df > 30:
+        return 2.5758
+    return _T995[max(k for k in _T995 if k <= df)]  # rounding df down: conservative
+
+
+@dataclass(frozen=True)
+class Band:
+    """How far one session may differ from the baseline's centre by noise alone (at 99%)."""
+
+    #: Multiplicative half-width: the interval of a ratio `r` is `[r / factor, r * factor]`.
+    factor: float
+    #: Baseline sessions behind it.
+    sessions: int
+    #: True when estimated from the sessions, False for the stated default band.
+    estimated: bool
+    #: SD of the log per-session numbers (after the floor), when estimated.
+    spread: float | None
+
+    @classmethod
+    def of(cls, values: Sequence[float], default: float) -> Band:
+        """The band of `values` (one per session): estimated from `MIN_SESSIONS` on,
+        otherwise `default`."""
+        k = len(values)
+        if k < MIN_SESSIONS:
+            return cls(default, k, False, None)
+        # SD rather than a MAD: an unusual baseline session widens the band (the gate sees
+        # less) instead of being discarded (which would understate process noise and fail
+        # unchanged code). The centre is the median, so that session does not move it.
+        spread = max(float(np.std(np.log(values), ddof=1)), SPREAD_FLOOR)
+        # Prediction of one new session around a median of k: variance s^2 (1 + pi / 2k).
+        factor = math.exp(_t995(k - 1) * spread * math.sqrt(1.0 + math.pi / (2.0 * k)))
+        return cls(factor, k, True, spread)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """One session's number against the sessions of a baseline (`shift_interval`)."""
+
+    #: current / centre (the median of the baseline's sessions, geometric).
+    ratio: float
+    low: float
+    high: float
+    centre: float
+    band: Band
+
+
+def shift_interval(current: float, baseline: Sequence[float], *, default_band: float) -> Shift:
+    """The ratio of `current` to the centre of `baseline` (one number per session), with the
+    99% interval `[ratio / band, ratio * band]` of what the between-session spread allows."""
+    if not baseline:
+        raise ValueError("`baseline` must hold at least one session's number, got none.")
+    if not (current > 0 and all(v > 0 for v in baseline)):
+        raise ValueError(f"`current` and `baseline` must be > 0, got {current!r}, {baseline!r}.")
+    centre = float(np.exp(np.median(np.log(baseline))))
+    band = Band.of(baseline, default_band)
+    ratio = current / centre
+    return Shift(ratio, ratio / band.factor, ratio * band.factor, centre, band)

@@ -152,12 +152,13 @@ def _perf_for(request: pytest.FixtureRequest, **overrides: Any) -> Iterator[Perf
     node = request.node
     marker = PerfMarkerOptions.from_pytest_item(node)
     session = config.stash[perf_session_key]
-    before_round = before_round_hook(config)
+    before_round, first = _with_reference(session, before_round_hook(config))
     settings = dataclasses.replace(cfg.settings(marker), **overrides)
     perf = Perf(node.nodeid, settings, session.device_lock, session.add, before_round)
     perf.profiler = _profiler(config, cfg, marker, node.nodeid)
     perf.progress = config.stash.get(perf_progress_key, None)
     yield perf
+    session.reference.attach(session.measurements[first:])
     # After the test, while its callables exist: series slower than a baseline (judged as
     # the gate will judge them at the end of the session) are profiled now.
     perf.profiler.after_test(perf.sources, session)
@@ -172,6 +173,18 @@ def before_round_hook(config: pytest.Config) -> Callable[[], None]:
 
 def _no_turns() -> None:
     """Outside a `perfsuite ab` pair nothing waits for a turn."""
+
+
+def _with_reference(session: PerfSession, before_round):
+    """`before_round` that also samples the machine-speed reference (`perfsuite._reference`),
+    after this process's turn; and where this test's measurements will start in the session."""
+    session.reference.begin()  # what an earlier test left unclaimed is not this test's
+
+    def hook() -> None:
+        before_round()
+        session.reference.sample()
+
+    return hook, len(session.measurements)
 
 
 def _profiler(config: pytest.Config, cfg: PerfConfig, marker: PerfMarkerOptions, nodeid: str):

@@ -88,6 +88,48 @@ def test_chain(perf):
 """
 
 
+# The device case (`--workload torch-cuda`, scripts/h200_gate.py): a chain of bf16 matrix
+# products on the GPU, timed by the torch-cuda instrument, beside the host loop. The device
+# series must be judged on raw times (its time does not follow the host's speed).
+TESTS_TORCH = """\
+import os
+
+import pytest
+import torch
+
+SLOWDOWN = float(os.environ.get("PERF_CALIB_SLOWDOWN", "1"))
+X = torch.randn(2048, 2048, device="cuda", dtype=torch.bfloat16)
+W = torch.randn(2048, 2048, device="cuda", dtype=torch.bfloat16) / 64
+
+
+def loop(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+def chain(n):
+    x = X
+    for _ in range(n):
+        x = x @ W
+    return x
+
+
+@pytest.mark.perf
+def test_loop(perf):
+    n = int(round({loop_n} * SLOWDOWN))
+    perf.measure(lambda: loop(n), name="loop")
+
+
+@pytest.mark.perf
+def test_chain(perf):
+    n = int(round({chain_n} * SLOWDOWN))
+    perf.measure(lambda: chain(n), name="chain")
+"""
+WORKLOADS = {"cpu": TESTS, "torch-cuda": TESTS_TORCH}
+
+
 def _cpu() -> tuple[float, float]:
     """Seconds of busy and stolen CPU time of the whole machine so far (`/proc/stat`)."""
     try:
@@ -117,7 +159,16 @@ def session(folder: Path, args: argparse.Namespace, slowdown: float, *extra: str
     env = dict(
         os.environ,
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",  # faster start; the plugin is loaded with -p
-        PYTHONPATH=f"{tree}{os.pathsep}{tree / 'src'}",
+        # The tree first; then what the caller had (e.g. `.gpu-site` on the device), made
+        # absolute since the sessions run in a throwaway directory.
+        PYTHONPATH=os.pathsep.join(
+            [str(tree), str(tree / "src")]
+            + [
+                str(Path(p).resolve())
+                for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                if p
+            ]
+        ),
         PERF_CALIB_SLOWDOWN=repr(slowdown),
         OPENBLAS_NUM_THREADS="1",
     )
@@ -174,8 +225,37 @@ def summarise(trials: list[dict]) -> dict:
             "series_verdicts": {w: words.count(w) for w in sorted(set(words))},
             "ratio_min": ratios[0] if ratios else None,
             "ratio_max": ratios[-1] if ratios else None,
+            **_raw_summary(ts),
         }
     return out
+
+
+def _sd_log(values: list[float]) -> float | None:
+    logs = [math.log(v) for v in values if v]
+    if len(logs) < 2:
+        return None
+    mean = sum(logs) / len(logs)
+    return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+
+
+def _raw_summary(ts: list[dict]) -> dict:
+    """The same sessions by the raw rule (no reference), and the spread of the log ratios
+    with and without the reference, per series: what the reference takes out."""
+    raw_failed = sum(bool(t.get("raw_failed")) for t in ts)
+    raw = sorted(r for t in ts for r in t.get("raw_ratios", {}).values() if r)
+    names = sorted({k for t in ts for k in t["ratios"]})
+    return {
+        "raw_failed": raw_failed,
+        "raw_wilson95": list(wilson_interval(raw_failed, len(ts))),
+        "raw_ratio_min": raw[0] if raw else None,
+        "raw_ratio_max": raw[-1] if raw else None,
+        "sd_log_ratio": {
+            k: _sd_log([t["ratios"][k] for t in ts if k in t["ratios"]]) for k in names
+        },
+        "sd_log_raw_ratio": {
+            k: _sd_log([t.get("raw_ratios", {}).get(k) for t in ts]) for k in names
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loop-n", type=int, default=20000, help="loop length (about 0.5 ms)")
     p.add_argument("--chain-n", type=int, default=40, help="matrix products per call")
     p.add_argument("--time-limit", type=float, default=3600.0, help="stop after this many s")
+    p.add_argument("--workload", choices=sorted(WORKLOADS), default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no summary JSON on stdout")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
@@ -200,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="calibrate-baseline-"))
     (folder / "pytest.ini").write_text("[pytest]\n")
     (folder / "test_work.py").write_text(
-        TESTS.replace("{loop_n}", str(args.loop_n)).replace("{chain_n}", str(args.chain_n))
+        WORKLOADS[args.workload]
+        .replace("{loop_n}", str(args.loop_n))
+        .replace("{chain_n}", str(args.chain_n))
     )
     started = time.monotonic()
     trials: list[dict] = []
@@ -239,6 +323,18 @@ def main(argv: list[str] | None = None) -> int:
                     "verdicts": {k: v["verdict"] for k, v in vs.items()},
                     "ratios": {k: v["ratio"] for k, v in vs.items()},
                     "bands": {k: v.get("band") for k, v in vs.items()},
+                    # The same session judged by the raw rule (no machine-speed reference:
+                    # the gate of runs 2-4), and the reference's own ratio.
+                    "raw_ratios": {k: v.get("raw_ratio") for k, v in vs.items()},
+                    "raw_verdicts": {k: v.get("raw_verdict") for k, v in vs.items()},
+                    "raw_bands": {k: v.get("raw_band") for k, v in vs.items()},
+                    "reference_ratios": {k: v.get("reference_ratio") for k, v in vs.items()},
+                    "normalised": {k: v.get("normalised") for k, v in vs.items()},
+                    "cpu_shares": {
+                        m["name"]: (m.get("reference") or {}).get("cpu_share")
+                        for m in res["doc"]["measurements"]
+                    },
+                    "raw_failed": any(v.get("raw_verdict") == "regression" for v in vs.values()),
                     "seconds": res["seconds"],
                     "foreign_cores": res["foreign_cores"],
                     "steal_cores": res["steal_cores"],
@@ -247,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"round {r} {item}: {'FAIL' if failed else 'ok  '} "
                 f"(others {res['foreign_cores']:.2f} cores, steal {res['steal_cores']:.2f}) "
-                + " ".join(f"{k} {v['ratio']:.3f}x {v['verdict']}" for k, v in vs.items()),
+                + " ".join(
+                    f"{k} {v['ratio']:.3f}x (raw {v.get('raw_ratio') or 0:.3f}x) {v['verdict']}"
+                    for k, v in vs.items()
+                ),
                 flush=True,
             )
         report = {
@@ -260,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
             "trials": trials,
         }
         write_atomic(args.out, json.dumps(report, indent=1) + "\n")
-    print(json.dumps(summarise(trials), indent=1))
+    if not args.quiet:
+        print(json.dumps(summarise(trials), indent=1))
     shutil.rmtree(folder, ignore_errors=True)  # the baselines and sessions of this run
     return 0
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfsuite import _baseline
+from perfsuite import _baseline, _baseline_store
 from perfsuite._options import FailExpr
 
 
@@ -276,7 +276,7 @@ def test_saving_again_adds_a_session_and_says_what_and_where(
 def test_sessions_beyond_the_cap_are_deleted_oldest_first(
     pytester: pytest.Pytester, sleeper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_baseline, "MAX_SESSIONS", 2)
+    monkeypatch.setattr(_baseline_store, "MAX_SESSIONS", 2)
     for _ in range(3):
         result = sleeper("--perf-save=main", "-k", "doze")
     result.stdout.fnmatch_lines(["*main now holds 2 sessions (deleted 1 older beyond 2)*"])
@@ -431,3 +431,103 @@ def test_a_first_empty_session_says_there_is_still_no_baseline(
         ]  # fmt: skip
     )
     assert _sessions(pytester) == []
+
+
+# --------------------------------------------------------------------------- the reference
+
+CPU_WORK = """
+import os
+
+import pytest
+
+N = int(os.environ.get("GATE_N", "20000"))
+
+
+def loop(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+@pytest.mark.perf
+def test_loop(perf):
+    perf.measure(lambda: loop(N), name="loop")
+"""
+
+
+def test_cpu_bound_series_are_judged_relative_to_the_reference_and_say_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_cpu=CPU_WORK)
+
+    def run(n: int, *args: str) -> pytest.RunResult:
+        monkeypatch.setenv("GATE_N", str(n))
+        return pytester.runpytest("--perf", "--perf-quick", "-p", "no:cacheprovider", *args)
+
+    run(20000, "--perf-save=main").assert_outcomes(passed=1)
+    out = pytester.path / "cur.json"
+    slow = run(40000, "--perf-compare=main", "--perf-fail=5%", f"--perf-json={out}")
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED
+    [m] = json.loads(out.read_text())["measurements"]
+    e = m["baseline"]
+    assert m["reference"]["kernel"]
+    assert m["reference"]["cpu_share"] > _baseline.MIN_CPU_SHARE  # a loop computes
+    assert e["normalised"]
+    assert e["band"] == _baseline.DEFAULT_BAND_NORMALISED
+    # The raw ratio and the reference's own are kept: `ratio` is their quotient.
+    assert e["ratio"] == pytest.approx(e["raw_ratio"] / e["reference_ratio"] ** e["exponent"])
+    assert e["verdict"] == "regression"
+    slow.stdout.fnmatch_lines(
+        [
+            "*vs baseline main: *x the baseline's time [[]*]: regression (machine-normalised; "
+            "raw *x, reference *x)",
+            "*REGRESSION test_cpu.py::test_loop::loop: median per session relative to the "
+            "machine-speed reference *the reference itself *",
+        ]
+    )
+
+
+def test_a_sleeping_series_is_judged_raw(pytester: pytest.Pytester, sleeper) -> None:
+    # time.sleep does not follow the CPU's speed: its CPU share is ~0, so the reference is
+    # not taken out (it would add its own noise).
+    sleeper("--perf-save=main").assert_outcomes(passed=2)
+    out = pytester.path / "cur.json"
+    sleeper("--perf-compare=main", f"--perf-json={out}").assert_outcomes(passed=2)
+    doc = json.loads(out.read_text())
+    assert all(m["reference"]["cpu_share"] < _baseline.MIN_CPU_SHARE for m in doc["measurements"])
+    assert not any(m["baseline"]["normalised"] for m in doc["measurements"])
+    assert doc["baseline"]["normalised"] == 0
+
+
+def _with_reference(doc: dict, seconds: float, share: float = 1.0) -> dict:
+    from perfsuite._reference import KERNEL
+
+    for m in doc["measurements"]:
+        m["reference"] = {"kernel": KERNEL, "samples_s": [seconds] * 20, "cpu_share": share}
+    return doc
+
+
+def test_a_slowdown_the_reference_shares_is_inconclusive_and_says_why() -> None:
+    # Everything 2.5x slower, the reference too (a slower interpreter, a busier machine):
+    # normalised it is 1x, but the raw ratio stays visible and the verdict is not "same".
+    session = _session({"m": _tight(2.5)}, [{"m": _tight(1.0)}], fail="median:5%")
+    _with_reference(session.document, 2.5e-4)
+    session.baseline_sessions = [
+        _baseline.SavedSession.of(
+            Path("0001_b.json"), _with_reference(_doc({"m": _tight(1.0)}), 1e-4), "median"
+        )
+    ]
+    _baseline.apply(session)
+    e = _entry(session)
+    assert e["normalised"]
+    assert e["ratio"] == pytest.approx(1.0, rel=1e-3)
+    assert e["raw_ratio"] == pytest.approx(2.5, rel=1e-3)
+    assert e["verdict"] == "inconclusive"
+    assert e["why"] == "reference"
+    assert session.errors == []  # inconclusive fails only with --perf-fail-inconclusive
+    session.save_note = None
+    [line] = [t for t, _ in _baseline.summary_lines(session) if "INCONCLUSIVE" in t]
+    assert "relative to the machine-speed reference 1x the baseline's (raw 2.5x" in line
+    assert "the reference itself 2.5x" in line
+    assert "the raw ratio alone is a regression" in line

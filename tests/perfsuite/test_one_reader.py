@@ -106,6 +106,17 @@ def test_every_reader_sees_the_same_series(document, tmp_path):
     assert all(by_label[sid][column] for sid in TIMED | {"test_inner.py::test_all::buffer"})
     plots = write_plots(document, tmp_path, stem="r")
     assert set(plots) == {"test_inner.py::test_all::adder", "test_inner.py::test_all::loop"}
+    # The machine-speed reference (the stored-baseline gate's): every timed series carries
+    # the samples taken while its test ran, and the gate reads them through the same model.
+    from perfsuite._baseline import session_values
+    from perfsuite._reference import KERNEL
+
+    timed = [s for s in all_series if s.timed]
+    assert all(s.reference and s.reference_kernel == KERNEL for s in timed)
+    assert all(s.cpu_share is not None and 0 <= s.cpu_share <= 1 for s in timed)
+    numbers = session_values(document, "median")
+    assert set(numbers) == TIMED
+    assert all(n.reference is not None and n.kernel == KERNEL for n in numbers.values())
 
 
 def test_a_kind_from_a_newer_perfsuite_passes_through_every_reader(document, tmp_path):
