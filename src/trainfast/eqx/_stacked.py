@@ -65,9 +65,7 @@ def group_leaves(
     by_key: dict[tuple, list[int]] = {}
     for i, ((path, leaf), sharding) in enumerate(zip(with_paths, leaf_shardings)):
         spec = tuple(sharding.spec)
-        import os
-        pat = {'path': _path_pattern(path), 'leaf': i}[os.environ.get('GROUPING', 'path')]
-        key = (pat, leaf.shape, str(leaf.dtype), sharding.mesh, spec)
+        key = (_path_pattern(path), leaf.shape, str(leaf.dtype), sharding.mesh, spec)
         by_key.setdefault(key, []).append(i)
     groups = list(by_key.values())
     out_shardings = []
@@ -88,8 +86,10 @@ def stack_groups(leaves: Sequence[jax.Array], groups: list[list[int]]) -> list[j
 def _take(sharding: NamedSharding):
     # One jitted slice per output sharding; jit then compiles it once per input shape and
     # sharding. `i` is traced, so layer 0 and layer 59 share one executable.
-    return jax.jit(lambda stack, i: jax.lax.dynamic_index_in_dim(stack, i, keepdims=False),
-                   out_shardings=sharding)
+    return jax.jit(
+        lambda stack, i: jax.lax.dynamic_index_in_dim(stack, i, keepdims=False),
+        out_shardings=sharding,
+    )
 
 
 def unstack_groups(
