@@ -5,12 +5,11 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from trainfast.eqx import apply_transforms, bert_tp_plan, make_module_opt, module_shardings
+from trainfast.eqx import apply_transforms, bert_tp_plan, module_shardings
 from trainfast.eqx._stacked import group_leaves, stack_groups, unstack_groups
 from trainfast.eqx.bert import BertConfig, BertMLM
 
@@ -83,30 +82,5 @@ def test_mismatched_shardings_are_an_error(mesh):
         group_leaves(abstract, [NamedSharding(mesh, P())])
 
 
-def test_deeper_creation_same_values_and_shardings(mesh):
-    # Three layers (stacks of three), AdamW; the same bits as the eager, unsharded init.
-    config = BertConfig.tiny(3, dropout=0.0)
-    model, opt = make_module_opt(
-        lambda k: BertMLM(config, key=k),
-        optax.adamw(1e-3),
-        plan=bert_tp_plan("tp"),
-        mesh=mesh,
-        key=jr.key(3),
-    )
-    reference = apply_transforms(BertMLM(config, key=jr.key(3)), bert_tp_plan())
-    for a, b in zip(
-        jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(reference), strict=True
-    ):
-        np.testing.assert_array_equal(a, b)
-    layer = model.layers[2]
-    assert layer.attention.query.weight.sharding == NamedSharding(mesh, P("tp", None))
-    assert layer.output.dense.weight.sharding == NamedSharding(mesh, P(None, "tp"))
-    assert layer.attention.layer_norm.weight.sharding == NamedSharding(mesh, P())
-    params = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
-    adam = opt.state[0]
-    for moments in (adam.mu, adam.nu):
-        for p, m in zip(params, jax.tree_util.tree_leaves(moments), strict=True):
-            assert m.sharding == p.sharding
-            assert m.shape == p.shape
-            assert not np.any(np.asarray(m))
-    assert adam.count.sharding == NamedSharding(mesh, P())
+# Values (the same bits as the eager unsharded init), shardings and the optimizer state of
+# the stacked-then-split creation: tests/eqx/test_tensor_parallel.py (its `created` model).
