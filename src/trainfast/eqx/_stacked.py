@@ -16,8 +16,8 @@ small jitted `dynamic_slice` per (shape, sharding): the index is an argument, so
 program is compiled once per kind of leaf, not once per layer. Each slice of a sharded
 stack is sharded the same way (the sliced axis is the unsharded one), so every device only
 ever holds its shards: still no full copy on one device. Transiently, while one group is cut,
-that group's bytes exist twice (its stack and its slices); the stack is deleted right after,
-so the peak is the model and optimizer state plus the largest group (e.g. all layers'
+that group's bytes exist twice (its stack and its slices); the stack is deleted as soon as
+its slices are ready, so the peak is the model and optimizer state plus the largest group (e.g. all layers'
 `intermediate.dense.weight` and nothing else).
 """
 
@@ -107,7 +107,9 @@ def unstack_groups(
         take = _take(leaf_shardings[g[0]])
         for j, i in enumerate(g):
             leaves[i] = take(out, np.int32(j))
-        # Free the stack as soon as its slices are enqueued (the runtime keeps the buffer
-        # alive until they have read it): the transient extra is one group, not the model.
+        # Free the stack once its slices are made, so the transient extra is one group, not
+        # the model. Waiting first costs one sync per kind of leaf (~80 for BERT with
+        # AdamW) and does not lean on the runtime deferring the free of a buffer in use.
+        jax.block_until_ready([leaves[i] for i in g])
         out.delete()
     return leaves
