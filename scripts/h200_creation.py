@@ -66,8 +66,15 @@ def run_one(spec: str, extra: list[str], timeout: float, env: dict) -> dict:
 def fmt(row: dict, what: str, spec: str) -> str:
     seed = SEED_TPU_FIRST_RUN_S.get(spec)
     seed_s = f"{seed:g}" if seed else "-"
-    if "error" in row:
+    if "error" in row and "first_run_s" not in row:
         return f"| {spec} | {what} | {row['error']} | | | | | | | {seed_s} |"
+    if "error" in row:  # created, then the train step failed (e.g. out of memory)
+        return (
+            f"| {row['model']} | {what} | {row['params'] / 1e9:.2f}B | "
+            f"{row['bytes'] / 2**30:.1f} GiB | {row['transforms']} | {row['first_run_s']:.2f} "
+            f"| {row['first_run_compile_s']:.2f} | {row['error']} "
+            f"| {row['peak_after_creation_gib']} | {seed_s} |"
+        )
     step = f"{row['step_ms']:.1f}" if "step_ms" in row else "-"
     peak = row.get("peak_gib", row.get("peak_after_creation_gib", "n/a"))
     return (

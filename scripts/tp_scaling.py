@@ -185,14 +185,23 @@ def main(argv=None) -> int:
         batch = jax.device_put(next(batches), data_sharding)
         step = make_train_step(mlm_loss, dispatch="cached")
         keys = jr.split(jr.key(2), args.steps + 2)
-        model, opt, aux = step(model, opt, batch, keys[0])
-        jax.block_until_ready(aux)
-        times = []
-        for i in range(args.steps):
-            t = time.perf_counter()
-            model, opt, aux = step(model, opt, batch, keys[i + 1])
-            jax.block_until_ready((model, opt, aux))
-            times.append(time.perf_counter() - t)
+        try:
+            model, opt, aux = step(model, opt, batch, keys[0])
+            jax.block_until_ready(aux)
+            times = []
+            for i in range(args.steps):
+                t = time.perf_counter()
+                model, opt, aux = step(model, opt, batch, keys[i + 1])
+                jax.block_until_ready((model, opt, aux))
+                times.append(time.perf_counter() - t)
+        except Exception as exc:  # e.g. out of memory for the gradients: creation still counts
+            record["error"] = f"step failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+            records.append(record)
+            rows.append(
+                f"| {layers}L-{hidden}H | created in {first_run:.2f} s; {record['error']} |"
+            )
+            print(rows[-1], flush=True)
+            break
         loss = aux["loss"] if isinstance(aux, dict) and "loss" in aux else jnp.nan
         record.update(step_ms=1e3 * float(np.median(times)), peak_gib=peak_gib(), loss=float(loss))
         records.append(record)
