@@ -4,7 +4,8 @@ import pytest
 
 
 def test_first_call_times_each_fresh_callables_first_call(run_perf, pytester):
-    # Only the first call of each callable is slow (4 ms per unit of n); later calls
+    # Only the first call of each callable is slow (10 ms per unit of n: a loaded
+    # machine's few ms of oversleep do not bend the slope much); later calls
     # return at once. A first-call fit therefore sees time linear in n, which a fit of
     # warm calls could not (they are all instant).
     pytester.makepyfile(
@@ -20,7 +21,7 @@ def make(n):
     def fn():
         if state["first"]:
             state["first"] = False
-            time.sleep(0.004 * n)
+            time.sleep(0.010 * n)
     return fn
 
 @pytest.mark.perf
@@ -31,7 +32,7 @@ def test_x(perf):
     assert len(made) == 3 * fit.rounds
     assert fit.rounds >= 8
     assert fit.metric == "first_call"
-    assert 0.004 <= fit.median_s[0] < fit.median_s[2]
+    assert 0.010 <= fit.median_s[0] < fit.median_s[2]
 """
     )
     result, doc = run_perf()
