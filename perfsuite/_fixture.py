@@ -285,12 +285,20 @@ class Perf:
         tolerance: float = 0.25,
         name: str = "scaling",
         instrument: str | None = None,
+        metric: str = "steady",
     ) -> ScalingFit:
         """Check that time grows with size as `law` says.
 
         `make(n)` returns the zero-argument callable for size `n`. The slope of log time
         against log size (or log `per(n)`, e.g. the number of leaves) is fitted per round;
         its interval must lie within `tolerance` of the law's slope over these sizes.
+
+        `metric` is what is timed: `"steady"` (default) warm calls, calibrated into rounds;
+        `"first_call"` the first call (trace + compile + run, waited for) of a callable
+        built afresh: `make(n)` is called again for every sample, once per size per round,
+        and must return something new each time (with JAX, a first call that compiles
+        nothing is a `PerfUsageError`). Each round then costs one first call per size, so
+        keep the sizes few and cheap; `@pytest.mark.perf(rounds=...)` sets the rounds.
         """
         __tracebackhide__ = True
 
@@ -307,6 +315,7 @@ class Perf:
             tolerance=tolerance,
             instrument=instrument,
             on_result=on_result,
+            metric=metric,
         )
 
     def memory(

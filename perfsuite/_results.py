@@ -430,6 +430,7 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("scaling.tolerance", "num", True),
         ("scaling.level", "num", False),
         ("scaling.unit", "str?", False),
+        ("scaling.metric", "str", False),
     ],
     "record": [("value", "num", True), ("unit", "str", True)],
     "memory": [("memory", "dict", True)],

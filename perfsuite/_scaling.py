@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 
 from ._engine import Candidate, Engine
-from ._errors import PerfFailure, PerfInconclusive
+from ._errors import PerfFailure, PerfInconclusive, PerfUsageError
+from ._first_call import FirstCallRounds
 from ._format import fmt_seconds
 from ._stats import law_slope, log_slope, sign_test_interval
-from ._values import Law, Verdict, words
+from ._values import Law, ScalingMetric, Verdict, words
 
 
 LAWS = tuple(words(Law))
+METRICS = tuple(words(ScalingMetric))
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class ScalingFit:
     median_s: tuple[float, ...]
     per_unit_s: tuple[float, ...] | None
     unit: str | None
+    #: What was timed (`ScalingMetric`): warm calls, or first calls built afresh.
+    metric: str = ScalingMetric.STEADY.value
 
     def table(self) -> str:
         rows = []
@@ -50,8 +54,9 @@ class ScalingFit:
         return "\n".join(rows)
 
     def __str__(self) -> str:
+        what = "first-call " if self.metric == ScalingMetric.FIRST_CALL else ""
         return (
-            f"slope {self.slope:.3f} ({self.level:.0%} CI {self.low:.3f}..{self.high:.3f} over "
+            f"{what}slope {self.slope:.3f} ({self.level:.0%} CI {self.low:.3f}..{self.high:.3f} over "
             f"{self.rounds} rounds); `{self.law}` over these sizes has slope {self.expected:.3f} "
             f"+/- {self.tolerance:g}"
         )
@@ -70,6 +75,7 @@ class ScalingFit:
             "median_s": list(self.median_s),
             "per_unit_s": None if self.per_unit_s is None else list(self.per_unit_s),
             "unit": self.unit,
+            "metric": self.metric,
         }
 
 
@@ -89,7 +95,17 @@ def _units(per: Callable[[Any], float] | Mapping[Any, float] | None, sizes: Sequ
     return [float(per(n)) for n in sizes]
 
 
-def fit(candidates: list[Candidate], sizes, units, *, law, tolerance, level, unit) -> ScalingFit:
+def fit(
+    candidates: list[Candidate],
+    sizes,
+    units,
+    *,
+    law,
+    tolerance,
+    level,
+    unit,
+    metric: str = ScalingMetric.STEADY.value,
+) -> ScalingFit:
     xs = units if units is not None else [float(n) for n in sizes]
     rounds = len(candidates[0].samples)
     slopes = [log_slope(xs, [c.samples[r] for c in candidates]) for r in range(rounds)]
@@ -109,6 +125,7 @@ def fit(candidates: list[Candidate], sizes, units, *, law, tolerance, level, uni
         medians,
         per_unit,
         unit,
+        metric,
     )
 
 
@@ -123,8 +140,11 @@ def assert_scaling(
     tolerance: float,
     instrument: str | None,
     on_result: Callable[[ScalingFit, str], None],
+    metric: str = ScalingMetric.STEADY.value,
 ) -> ScalingFit:
     __tracebackhide__ = True
+    if metric not in METRICS:
+        raise PerfUsageError(f"`metric` must be one of {list(METRICS)}, got {metric!r}.")
     if law not in LAWS:
         raise ValueError(f"`law` must be one of {list(LAWS)}, got {law!r}.")
     if len(sizes) < 3:
@@ -146,18 +166,31 @@ def assert_scaling(
         raise ValueError("`sizes` (or `per`) must take at least two distinct values.")
     settings = engine.settings
     with engine.lock():
-        cands = [engine.prepare(f"n={n}", make(n), instrument) for n in sizes]
-        engine.run_rounds(cands, settings.min_rounds)
+        if metric == ScalingMetric.FIRST_CALL:
+            # Each sample a first call of `make(n)` built afresh (`perfsuite._first_call`).
+            rounds = FirstCallRounds(engine, make, list(sizes), instrument)
+            cands, extend = rounds.start(), rounds.extend
+        else:
+            cands = [engine.prepare(f"n={n}", make(n), instrument) for n in sizes]
+            engine.run_rounds(cands, settings.min_rounds)
+            extend = engine.extend
         while True:
             result = fit(
-                cands, sizes, units, law=law, tolerance=tolerance, level=settings.level, unit=unit
+                cands,
+                sizes,
+                units,
+                law=law,
+                tolerance=tolerance,
+                level=settings.level,
+                unit=unit,
+                metric=metric,
             )
             lo, hi = result.expected - tolerance, result.expected + tolerance
             if lo <= result.low and result.high <= hi:
                 verdict = Verdict.PASS
             elif result.high < lo or result.low > hi or not math.isfinite(result.slope):
                 verdict = Verdict.FAIL
-            elif not engine.extend(cands):
+            elif not extend(cands):
                 verdict = Verdict.INCONCLUSIVE
             else:
                 continue

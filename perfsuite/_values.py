@@ -41,6 +41,17 @@ class Law(StrEnum):
     QUADRATIC = "quadratic"
 
 
+class ScalingMetric(StrEnum):
+    """What `perf.assert_scaling(metric=...)` times at each size.
+
+    `steady`: warm calls, calibrated into rounds (the default). `first_call`: the first call
+    of a callable built afresh for every sample (trace + compile + run, waited for).
+    """
+
+    STEADY = "steady"
+    FIRST_CALL = "first_call"
+
+
 class PairedTest(StrEnum):
     """Paired tests of `perfsuite ab --test`."""
 

@@ -30,6 +30,26 @@ def parse_args(argv=None):
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--markdown", default=None, help="also write the table here")
+    p.add_argument("--json", default=None, help="also write one JSON object per row here")
+    p.add_argument(
+        "--compiler-options",
+        default=None,
+        help="XLA options for the creation's compile only, as JSON, e.g. "
+        "'{\"xla_backend_optimization_level\": 0}'",
+    )
+    p.add_argument(
+        "--compilation-cache",
+        default=None,
+        metavar="DIR",
+        help="persistent compilation cache (jax_compilation_cache_dir): a second run reads it",
+    )
+    p.add_argument("--scan-layers", action="store_true", help="train step scans the layers")
+    p.add_argument(
+        "--threefry-gpu-kernel",
+        action="store_true",
+        help="jax_threefry_gpu_kernel_lowering: random bits by one CUDA kernel, not XLA ops",
+    )
+    p.add_argument("--no-step", action="store_true", help="time the creation only")
     return p.parse_args(argv)
 
 
@@ -51,6 +71,25 @@ def main(argv=None) -> int:
 
     from trainfast.eqx import bert_tp_plan, make_module_opt, make_train_step
     from trainfast.eqx.bert import BertConfig, BertMLM, mlm_batches, mlm_loss
+
+    if args.compilation_cache:
+        jax.config.update("jax_compilation_cache_dir", args.compilation_cache)
+        # Cache every program (the creation's small slicing programs too), however fast.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    if args.threefry_gpu_kernel:
+        jax.config.update("jax_threefry_gpu_kernel_lowering", True)
+    import json
+
+    compiler_options = json.loads(args.compiler_options) if args.compiler_options else None
+    compile_s = {"s": 0.0}
+
+    def on_duration(event, duration, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compile_s["s"] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(on_duration)
+    records = []
 
     devices = jax.devices()
     n = len(devices)
@@ -86,12 +125,14 @@ def main(argv=None) -> int:
             intermediate=4 * hidden,
             dropout=0.0,
             attention="fused",
+            scan_layers=args.scan_layers,
         )
         if hidden % tp or (4 * hidden) % tp:
             rows.append(f"| {spec} | skipped: hidden {hidden} not divisible by tp={tp} |")
             continue
         tx = optax.adamw(1e-4)
         try:
+            compile_s["s"] = 0.0
             start = time.perf_counter()
             model, opt = make_module_opt(
                 lambda k, c=config: BertMLM(c, key=k),
@@ -99,15 +140,19 @@ def main(argv=None) -> int:
                 plan=bert_tp_plan("tp"),
                 mesh=mesh,
                 key=jr.key(0),
+                compiler_options=compiler_options,
             )
             jax.block_until_ready(
                 (eqx.filter(model, eqx.is_array), eqx.filter(opt.state, eqx.is_array))
             )
             first_run = time.perf_counter() - start
+            first_compile = compile_s["s"]
+            created_peak = peak_gib()
         except Exception as exc:  # out of memory is a result here: the largest model that fits
             rows.append(
                 f"| {spec} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} |"
             )
+            records.append({"model": spec, "error": rows[-1]})
             print(rows[-1], flush=True)
             break
         params = sum(
@@ -116,20 +161,50 @@ def main(argv=None) -> int:
         q = model.layers[0].attention.query.weight
         per_device = max(s.data.nbytes for s in q.addressable_shards)
         split = f"{per_device / (q.nbytes / tp):.2f}x"
+        record = {
+            "model": f"{layers}L-{hidden}H",
+            "params": int(params),
+            "bytes": int(params * 4),
+            "transforms": 6 * layers,
+            "first_run_s": first_run,
+            "first_run_compile_s": first_compile,
+            "peak_after_creation_gib": created_peak,
+            "split": split,
+        }
+        if args.no_step:
+            records.append(record)
+            rows.append(
+                f"| {layers}L-{hidden}H | {params / 1e9:.2f}B | {params * 4 / 2**30:.1f} GiB "
+                f"| {6 * layers} | {first_run:.2f} | - | {created_peak} | {split} | - |"
+            )
+            print(rows[-1], flush=True)
+            del model, opt
+            continue
         data_sharding = NamedSharding(mesh, PartitionSpec("dp"))
         batches = mlm_batches(config, args.batch, args.seq, key=jr.key(1))
         batch = jax.device_put(next(batches), data_sharding)
         step = make_train_step(mlm_loss, dispatch="cached")
         keys = jr.split(jr.key(2), args.steps + 2)
-        model, opt, aux = step(model, opt, batch, keys[0])
-        jax.block_until_ready(aux)
-        times = []
-        for i in range(args.steps):
-            t = time.perf_counter()
-            model, opt, aux = step(model, opt, batch, keys[i + 1])
-            jax.block_until_ready((model, opt, aux))
-            times.append(time.perf_counter() - t)
+        try:
+            model, opt, aux = step(model, opt, batch, keys[0])
+            jax.block_until_ready(aux)
+            times = []
+            for i in range(args.steps):
+                t = time.perf_counter()
+                model, opt, aux = step(model, opt, batch, keys[i + 1])
+                jax.block_until_ready((model, opt, aux))
+                times.append(time.perf_counter() - t)
+        except Exception as exc:  # e.g. out of memory for the gradients: creation still counts
+            record["error"] = f"step failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+            records.append(record)
+            rows.append(
+                f"| {layers}L-{hidden}H | created in {first_run:.2f} s; {record['error']} |"
+            )
+            print(rows[-1], flush=True)
+            break
         loss = aux["loss"] if isinstance(aux, dict) and "loss" in aux else jnp.nan
+        record.update(step_ms=1e3 * float(np.median(times)), peak_gib=peak_gib(), loss=float(loss))
+        records.append(record)
         rows.append(
             f"| {layers}L-{hidden}H | {params / 1e9:.2f}B | {params * 4 / 2**30:.1f} GiB | {6 * layers} "
             f"| {first_run:.2f} | {1e3 * float(np.median(times)):.1f} | {peak_gib()} | {split} "
@@ -143,6 +218,10 @@ def main(argv=None) -> int:
         from pathlib import Path
 
         Path(args.markdown).write_text(table + "\n")
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps({"header": header, "rows": records}) + "\n")
     return 0
 
 

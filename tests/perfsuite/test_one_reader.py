@@ -29,6 +29,11 @@ def test_all(perf):
     perf.assert_scaling(
         lambda n: work(n * 1_000), [1, 2, 4], law="linear", name="loop", tolerance=2.0
     )
+    # First calls (each sample a callable built afresh), read like any scaling check.
+    perf.assert_scaling(
+        lambda n: work(n * 1_000), [1, 2, 4], law="linear", name="first", tolerance=2.0,
+        metric="first_call",
+    )
     perf.record("speedup", 3.5, "x")
     perf.memory(lambda: bytearray(32 * 2**20), name="buffer")
     perf.counts(work(100), name="counted")
@@ -70,6 +75,7 @@ def test_every_reader_sees_the_same_series(document, tmp_path):
         "counts",
         "memory",
         "scaling",
+        "scaling",
         "record",
         "memory",
         "counts",
@@ -84,7 +90,17 @@ def test_every_reader_sees_the_same_series(document, tmp_path):
     assert set(run_statistics(document, None)) == TIMED
     assert set(memory_readings(document)) == memory
     asv = _asv_export.benchmarks_from(document)
-    every = TIMED | {"test_inner.py::test_all::loop", "test_inner.py::test_all::speedup"}
+    every = TIMED | {
+        "test_inner.py::test_all::loop",
+        "test_inner.py::test_all::first",
+        "test_inner.py::test_all::speedup",
+    }
+    metrics = {
+        m["name"]: m["scaling"]["metric"]
+        for m in document["measurements"]
+        if m["kind"] == "scaling"
+    }
+    assert (metrics["loop"], metrics["first"]) == ("steady", "first_call")
     tracks = {_asv_export.asv_name(f"{sid}::track_python_calls") for sid in counted}
     assert {_asv_export.asv_name(sid) for sid in every | memory} | tracks <= set(asv)
     assert {n for n in asv if "track_" not in n} == {
@@ -105,7 +121,11 @@ def test_every_reader_sees_the_same_series(document, tmp_path):
     by_label = {row[0]: row for row in _report.rows(document["measurements"])}
     assert all(by_label[sid][column] for sid in TIMED | {"test_inner.py::test_all::buffer"})
     plots = write_plots(document, tmp_path, stem="r")
-    assert set(plots) == {"test_inner.py::test_all::adder", "test_inner.py::test_all::loop"}
+    assert set(plots) == {
+        "test_inner.py::test_all::adder",
+        "test_inner.py::test_all::loop",
+        "test_inner.py::test_all::first",
+    }
     # The machine-speed reference (the stored-baseline gate's): every timed series carries
     # the samples taken while its test ran, and the gate reads them through the same model.
     from perfsuite._baseline import session_values

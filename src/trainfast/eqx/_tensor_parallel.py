@@ -1,7 +1,7 @@
 """Tensor-parallel Linear layers, the BERT plan, and sharded model/optimizer creation."""
 
 import functools as ft
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import equinox as eqx
@@ -13,6 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._optimizer import Optimizer
+from ._stacked import group_leaves, stack_groups, unstack_groups
 from ._transforms import Plan, apply_transforms
 
 
@@ -156,6 +157,7 @@ def make_module_opt(
     mesh: Mesh,
     key: PRNGKeyArray,
     wrt: Callable[[Any], bool] = eqx.is_inexact_array,
+    compiler_options: Mapping[str, Any] | None = None,
 ) -> tuple[eqx.Module, Optimizer]:
     """Create a model and its [`Optimizer`][] already sharded over `mesh`.
 
@@ -166,6 +168,17 @@ def make_module_opt(
     a parameter (e.g. Adam's `mu`, `nu`) are sharded like it (`optax.tree_map_params`); the
     rest (step counts) is replicated.
 
+    The compiled creation does not grow with depth: the like leaves of all layers (say every
+    `layers.*.attention.query.weight`, and its `mu` and `nu`) leave the program as one
+    stacked array each (the layer axis unsharded, the rest as planned), so it has one output
+    per kind of leaf instead of one per leaf, and is cut into the per-layer leaves right
+    after by one small jitted slice per kind of leaf (`trainfast.eqx._stacked`). Each slice
+    of a sharded stack is sharded as planned, so there is still no full copy on one device;
+    transiently, while one kind is cut, its bytes exist twice (the peak is the model and
+    state plus the largest kind of leaf over all layers). What still grows with depth is the
+    Python work on the per-layer pytree (tracing, transforms, the optimizer's per-leaf init):
+    XLA:CPU, BERT tiny widths, ~0.06 s per layer (docs/tp-scaling.md).
+
     Args:
         build_model: `key -> Module`, traced (must be jittable).
         tx: optax transformation (static).
@@ -173,6 +186,11 @@ def make_module_opt(
         mesh: the device mesh; axis names must match the plan's.
         key: PRNG key (traced).
         wrt: leaves to optimise, as for [`Optimizer.create`][].
+        compiler_options: XLA options for the creation's compile only (it runs once, so
+            its compile is all it costs), e.g. `{"xla_backend_optimization_level": 0}`;
+            `None`: XLA's defaults. Other options may round floats differently: at level
+            0 on XLA:CPU, normal draws (the embeddings) differ from the default's in the
+            last bit (2.4e-7 relative), uniform ones not at all.
 
     Returns:
         `(model, optimizer)`.
@@ -200,12 +218,24 @@ def make_module_opt(
         is_leaf=lambda x: x is None,
     )
 
-    @ft.partial(jax.jit, out_shardings=(model_sh, state_sh))
+    # Like leaves of all layers leave the program as one stacked array each, so its
+    # outputs (and XLA's compile) do not grow with depth; they are cut into the per-layer
+    # leaves right after, each slice sharded as planned (`_stacked`).
+    groups, out_sh, leaf_sh, treedef = group_leaves(
+        (model_abs_dyn, state_abs_dyn), (model_sh, state_sh)
+    )
+
+    @ft.partial(jax.jit, out_shardings=out_sh)
     def create_sharded(k):
         model, opt = create(k)
-        return eqx.filter(model, eqx.is_array), eqx.filter(opt.state, eqx.is_array)
+        dyn = (eqx.filter(model, eqx.is_array), eqx.filter(opt.state, eqx.is_array))
+        return stack_groups(jtu.tree_leaves(dyn), groups)
 
-    model_dyn, state_dyn = create_sharded(key)
+    compiled = create_sharded.lower(key).compile(
+        compiler_options=None if compiler_options is None else dict(compiler_options)
+    )
+    leaves = unstack_groups(compiled(key), groups, leaf_sh)
+    model_dyn, state_dyn = jtu.tree_unflatten(treedef, leaves)
     model = eqx.combine(model_dyn, model_static)
     opt = Optimizer(eqx.combine(state_dyn, state_static), tx, abstract_opt.wrt)
     return model, opt
