@@ -10,6 +10,11 @@ then more while the claim is undecided and the budget pays for them; each sample
 
 With JAX, a first call that compiled nothing measures a cached program, not a first call
 (`make(n)` returned the same jitted function again): that is a `PerfUsageError`.
+
+`metric="compile"` (`compile_only`): the same first calls, but each sample is the seconds
+XLA's backend compilations took during it (`jax.monitoring`'s compile events), so a claim
+about the compiler's work is not blurred by the tracing and Python work around it (which
+the first-call metric includes, as the user pays it).
 """
 
 from __future__ import annotations
@@ -33,8 +38,12 @@ class FirstCallRounds:
         make: Callable[[Any], Callable[[], Any]],
         sizes: list[Any],
         instrument: str | None,
+        *,
+        compile_only: bool = False,
     ):
         self.engine = engine
+        #: `metric="compile"`: a sample is the first call's backend-compile seconds only.
+        self.compile_only = compile_only
         self.make = make
         self.sizes = sizes
         self.instrument = instrument or engine.settings.instrument
@@ -59,6 +68,14 @@ class FirstCallRounds:
                 "it returns afresh each time it is called (e.g. a new `jax.jit` of a new "
                 "function)."
             )
+        if self.compile_only:
+            if log.compilations == 0:
+                raise PerfUsageError(
+                    f"`metric='compile'`: the first call of `make({n!r})()` ran no XLA "
+                    "compilation (the metric times JAX's backend compiles; use "
+                    "`metric='first_call'` for anything else)."
+                )
+            seconds = log.compile_s
         return seconds, fn, chosen, log
 
     def _round(self) -> None:

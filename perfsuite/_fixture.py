@@ -299,6 +299,9 @@ class Perf:
         and must return something new each time (with JAX, a first call that compiles
         nothing is a `PerfUsageError`). Each round then costs one first call per size, so
         keep the sizes few and cheap; `@pytest.mark.perf(rounds=...)` sets the rounds.
+        `"compile"` the same first calls, but timing only their XLA backend compilations
+        (JAX; a first call that compiles nothing is a `PerfUsageError`): for claims about the
+        compiler's work, without the tracing and Python work the first call also pays.
         """
         __tracebackhide__ = True
 

@@ -54,7 +54,8 @@ class ScalingFit:
         return "\n".join(rows)
 
     def __str__(self) -> str:
-        what = "first-call " if self.metric == ScalingMetric.FIRST_CALL else ""
+        what = {ScalingMetric.FIRST_CALL: "first-call ", ScalingMetric.COMPILE: "compile-time "}
+        what = what.get(self.metric, "")
         return (
             f"{what}slope {self.slope:.3f} ({self.level:.0%} CI {self.low:.3f}..{self.high:.3f} over "
             f"{self.rounds} rounds); `{self.law}` over these sizes has slope {self.expected:.3f} "
@@ -166,9 +167,12 @@ def assert_scaling(
         raise ValueError("`sizes` (or `per`) must take at least two distinct values.")
     settings = engine.settings
     with engine.lock():
-        if metric == ScalingMetric.FIRST_CALL:
-            # Each sample a first call of `make(n)` built afresh (`perfsuite._first_call`).
-            rounds = FirstCallRounds(engine, make, list(sizes), instrument)
+        if metric in (ScalingMetric.FIRST_CALL, ScalingMetric.COMPILE):
+            # Each sample a first call of `make(n)` built afresh (`perfsuite._first_call`);
+            # with `compile`, the sample is that call's backend-compile seconds.
+            rounds = FirstCallRounds(
+                engine, make, list(sizes), instrument, compile_only=metric == ScalingMetric.COMPILE
+            )
             cands, extend = rounds.start(), rounds.extend
         else:
             cands = [engine.prepare(f"n={n}", make(n), instrument) for n in sizes]

@@ -46,10 +46,13 @@ class ScalingMetric(StrEnum):
 
     `steady`: warm calls, calibrated into rounds (the default). `first_call`: the first call
     of a callable built afresh for every sample (trace + compile + run, waited for).
+    `compile`: of that same first call, only the seconds of XLA's backend compilations
+    (`jax.monitoring`), for claims about the compiler's work alone (JAX only).
     """
 
     STEADY = "steady"
     FIRST_CALL = "first_call"
+    COMPILE = "compile"
 
 
 class PairedTest(StrEnum):
