@@ -99,5 +99,24 @@ def test_x(perf):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         # `?` stands for the brackets (fnmatch reads `[...]` as a set of characters).
-        [f"*PerfUsageError*`metric` must be one of ?'steady', 'first_call'?, got {metric!r}*"]
+        [
+            "*PerfUsageError*`metric` must be one of ?'steady', 'first_call', 'compile'?, "
+            f"got {metric!r}*"
+        ]
     )
+
+
+def test_the_compile_metric_needs_a_compilation(run_perf, pytester):
+    # A host callable compiles nothing: `metric="compile"` has nothing to time.
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.perf
+def test_x(perf):
+    perf.assert_scaling(lambda n: (lambda: n), [1, 2, 3], law="constant", metric="compile")
+"""
+    )
+    result, _ = run_perf()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*PerfUsageError*`metric='compile'`*ran no XLA compilation*"])
