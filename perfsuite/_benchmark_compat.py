@@ -541,6 +541,7 @@ def _pedantic_rounds(perf, target, make, teardown, rounds, warmup_rounds, iterat
     """Exactly the rounds asked for, timed by the instrument the first call's output picks."""
     from ._compile import compile_log
     from ._engine import Candidate
+    from ._reference import thread_clock
     from .instruments import select_instrument
 
     engine = perf._new_engine()
@@ -593,8 +594,10 @@ def _pedantic_rounds(perf, target, make, teardown, rounds, warmup_rounds, iterat
                 a, kw = arguments()
                 call = functools.partial(target, *a, **kw)
                 round_start = time.perf_counter()
+                cpu_start = thread_clock()
                 with compile_log() as log:
                     seconds, result = instrument.time_calls(call, iterations)
+                cand.cpu.add(cpu_start, thread_clock())
                 cand.steady_compile.merge(log)
                 per_call = seconds / iterations
                 # One chunk per round: the round's sample is its mean (and its median).

@@ -52,6 +52,7 @@ import numpy as np
 from ._compile import CompileLog, compile_log
 from ._errors import PerfWarning
 from ._memory import MemoryStats, measure_call
+from ._reference import CpuShare, thread_clock
 from ._settings import Settings
 from .instruments import Instrument, select_instrument
 from .instruments._machine_wait import IDLE_SHARE, MachineWait, OtherThreads
@@ -89,6 +90,10 @@ class Candidate:
     counts: Any = None
     #: `perfsuite calibrate`'s injected slowdown factor of the timed calls (None: none).
     injected_slowdown: float | None = None
+    #: Share of its timed rounds the thread spent computing (the baseline gate normalises
+    #: by the machine-speed reference only CPU-bound series). Interleaved candidates share
+    #: their rounds, so a comparison's candidates read the share of the rounds they ran in.
+    cpu: CpuShare = field(default_factory=CpuShare)
 
     @property
     def iterations(self) -> int:
@@ -137,6 +142,7 @@ class Candidate:
             "stats": Summary.of(self.samples).as_dict(),
             "tails": self.tails(),
             "samples_s": list(self.samples),
+            "cpu_share": self.cpu.share,
             **({"memory": self.memory.as_dict()} if self.memory is not None else {}),
             **self._counts_dict(),
             **({"injected_slowdown": self.injected_slowdown} if self.injected_slowdown else {}),
@@ -354,6 +360,7 @@ class Engine:
             order = candidates[start_index:] + candidates[:start_index]
             clock = self._machine_wait
             others_before = self._others.cpu_seconds() if clock is not None else None
+            cpu_start = thread_clock()
             round_start = time.perf_counter()
             per_call: dict[int, list[float]] = {id(c): [] for c in order}
             waited: dict[int, list[float]] = {id(c): [] for c in order}
@@ -366,6 +373,7 @@ class Engine:
                 waited[id(cand)] += lost
                 cand.steady_compile.merge(log)
             wall_so_far = time.perf_counter() - round_start
+            cpu_end = thread_clock()
             # The round's run-queue wait is the machine's only if nothing of the workload's
             # own (other threads, children) ran meanwhile: checked after every round, since
             # a callable may start a pool or a loader at any time.
@@ -383,6 +391,7 @@ class Engine:
                     cand.instrument.machine_wait_s += math.fsum(lost) * cand.group
                     cand.machine_wait_rounds += 1
                 cand.chunk_s.extend(times)
+                cand.cpu.add(cpu_start, cpu_end)
                 # CUDA events time a whole round as one chunk: say what a tail is made of.
                 cand.calls_per_timed_chunk = cand.iterations // len(times)
                 if cand.statistic == "mean":

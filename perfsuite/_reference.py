@@ -131,7 +131,7 @@ class Reference:
     def begin(self) -> None:
         """A test starts: drop what an earlier test left unclaimed, start its CPU clock."""
         self.take()
-        self._clock = _thread_clock()
+        self._clock = thread_clock()
 
     def attach(self, measurements: list[dict[str, Any]]) -> None:
         """Give one test's timed measurements the samples taken while the test ran, and the
@@ -139,11 +139,15 @@ class Reference:
 
         Per test, not per measurement: a comparison is recorded when it starts and gets its
         later rounds from assertions, so the test is the span that surely holds its rounds.
+        The test's share is only the fallback of the gate: it includes perfsuite's own
+        untimed work (first call, warm-up, memory and count readings), which is CPU work
+        even for a callable that sleeps. Each candidate carries the share of its timed
+        rounds (`CpuShare`), and the gate reads that first (`perfsuite._results`).
         """
         entry = self.take()
         if entry is None:
             return
-        entry["cpu_share"] = _cpu_share(self._clock, _thread_clock())
+        entry["cpu_share"] = cpu_share_of(self._clock, thread_clock())
         for m in measurements:
             if m.get("kind") in TIMED_KINDS:
                 m["reference"] = entry
@@ -165,7 +169,7 @@ def _machine_steal() -> float:
         return 0.0
 
 
-def _thread_clock() -> tuple[float, float, float] | None:
+def thread_clock() -> tuple[float, float, float] | None:
     """(wall, on-CPU, run-queue wait + stolen) seconds of this thread so far:
     `/proc/thread-self/schedstat` on Linux; elsewhere the thread's CPU time and no wait (None
     on failure). Stolen time is the machine's per-CPU average (`_machine_steal`)."""
@@ -181,17 +185,43 @@ def _thread_clock() -> tuple[float, float, float] | None:
             return None
 
 
-def _cpu_share(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None):
+def cpu_share_of(start: tuple[float, float, float] | None, end: tuple[float, float, float] | None):
     """Share of the span the thread computed, of the time it could have (wall time less its
     run-queue wait and the machine's stolen time, so a loaded machine does not make CPU-bound
     code look idle): ~1 for code whose time is the CPU's work, ~0 for code that sleeps, waits
-    on I/O or on a device."""
-    if start is None or end is None:
-        return None
-    wall = (end[0] - start[0]) - (end[2] - start[2])
-    if wall <= 0:
-        return None
-    return min(1.0, max(0.0, (end[1] - start[1]) / wall))
+    on I/O or on a device. None where a reading is missing."""
+    span = CpuShare()
+    span.add(start, end)
+    return span.share
+
+
+class CpuShare:
+    """The share of timed spans the thread spent computing, summed over spans (a candidate's
+    rounds): `add(start, end)` with two `thread_clock()` readings taken around a span.
+
+    Over the rounds only, not the test: perfsuite's own work between rounds (warm-up, the
+    memory and count readings, under `setprofile`) is CPU work whatever the callable does,
+    and on a slow machine it outweighs the rounds of a callable that sleeps.
+    """
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self.available_s = 0.0
+
+    def add(self, start: tuple[float, float, float] | None, end: tuple[float, float, float] | None):
+        if start is None or end is None:
+            return
+        available = (end[0] - start[0]) - (end[2] - start[2])
+        if available > 0:
+            self.cpu_s += max(0.0, end[1] - start[1])
+            self.available_s += available
+
+    @property
+    def share(self) -> float | None:
+        """In [0, 1]; None before any span (or where the thread's clock cannot be read)."""
+        if self.available_s <= 0:
+            return None
+        return min(1.0, self.cpu_s / self.available_s)
 
 
 def reference_seconds(samples: tuple[float, ...] | list[float]) -> float | None:

@@ -53,7 +53,8 @@ class Series:
     #: seconds per sample, and the kernel's id; empty/None where none was recorded.
     reference: tuple[float, ...] = ()
     reference_kernel: str | None = None
-    #: Share of the test's time its thread computed (~1 CPU-bound, ~0 sleeping/waiting).
+    #: Share of the series' timed rounds its thread computed (~1 CPU-bound, ~0 sleeping or
+    #: waiting on a device); the whole test's share in documents without the rounds' own.
     cpu_share: float | None = None
 
     @property
@@ -71,13 +72,16 @@ def measurement_series(m: dict[str, Any]) -> list[Series]:
 
     ref = m.get("reference") if isinstance(m.get("reference"), dict) else {}
     ref_samples, ref_kernel = tuple(ref.get("samples_s", ())), ref.get("kernel")
-    ref_fields = dict(
-        reference=ref_samples, reference_kernel=ref_kernel, cpu_share=ref.get("cpu_share")
-    )
+    ref_fields = dict(reference=ref_samples, reference_kernel=ref_kernel)
 
     def make(sid, name, unit, samples, entry, iterations=None):
         s = Series(sid, test, name, kind, unit, tuple(samples), entry, m, iterations)
-        return dataclasses.replace(s, **ref_fields)
+        # The share of the series' own timed rounds where it was recorded; the test's
+        # (which includes perfsuite's untimed work) in documents from before it was.
+        share = entry.get("cpu_share") if isinstance(entry, dict) else None
+        if share is None:
+            share = ref.get("cpu_share")
+        return dataclasses.replace(s, **ref_fields, cpu_share=share)
 
     if kind in ("measure", "steps", "compare"):
         return _with_counts(_timed_series(m, kind, test, name, make), make)
@@ -392,6 +396,7 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("candidate.first_call_s", "num?", False),
         ("candidate.retraces", "int", False),
         ("candidate.iterations_per_round", "int?", False),
+        ("candidate.cpu_share", "num?", False),
         ("candidate.counts", "dict", False),
         ("candidate.counts.values", "dict", False),
         ("per_unit_s", "num?", False),
@@ -407,6 +412,7 @@ _KIND_KEYS: dict[str, list[tuple[str, str, bool]]] = {
         ("steps.stats.rounds", "int", True),
         ("steps.first_step_s", "num?", True),
         ("steps.retraces", "int", True),
+        ("steps.cpu_share", "num?", False),
         ("steps.counts", "dict", False),
         ("steps.counts.values", "dict", False),
     ],
@@ -456,6 +462,7 @@ _CANDIDATE_KEYS = [
     ("first_call_s", "num?", False),
     ("retraces", "int", False),
     ("iterations_per_round", "int?", False),
+    ("cpu_share", "num?", False),
     ("counts", "dict", False),
     ("counts.values", "dict", False),
 ]

@@ -15,6 +15,7 @@ from ._engine import Engine, tails_of
 from ._errors import PerfFailure
 from ._format import fmt_seconds
 from ._memory import MemoryStats, Watch
+from ._reference import CpuShare, thread_clock
 from .instruments import select_instrument
 
 
@@ -41,6 +42,9 @@ class StepStats:
     #: Untimed steps run after the timed ones to count them (on the last batch again);
     #: `state` is the state after them (the earlier states were donated).
     counted_steps: int = 0
+    #: Share of the timed steps' wall time the thread spent computing (the baseline gate
+    #: normalises only CPU-bound series by the machine-speed reference); None if unread.
+    cpu_share: float | None = None
 
     @property
     def median_s(self) -> float:
@@ -94,6 +98,7 @@ class StepStats:
             "per_call_s": self.mean_s,
             "tails": self.tails,
             "samples_s": list(self.times_s),
+            "cpu_share": self.cpu_share,
             **({"memory": self.memory.as_dict()} if self.memory is not None else {}),
             **self._counts_dict(),
         }
@@ -181,7 +186,12 @@ def run_steps(
                 inst.wait(state)
         # The peak over the timed steps: counters read (and the host's high-water mark reset)
         # once before and once after them, nothing per step.
+        cpu = CpuShare()
         with engine.timed_heap(settle=True), Watch(inst.name) as watch:
+            # One reading before and after the steps, none per step (a step may be shorter
+            # than the ~20 us a reading takes); the reference samples between the steps are
+            # CPU work inside the span, at most ~3% of it (`MIN_GAP_S`).
+            cpu_start = thread_clock()
             for _ in range(n):
                 engine.before_round()
                 batch = next(source)
@@ -191,6 +201,7 @@ def run_steps(
                     inst.wait(state)
                     times.append(time.perf_counter() - start)
                 steady.merge(log)
+            cpu.add(cpu_start, thread_clock())
         counts, counted = None, 0
         if engine.settings.counts:
             # Counted after the timed steps, on the last batch again (the batch source may
@@ -218,6 +229,7 @@ def run_steps(
         memory=watch.stats,
         counts=counts,
         counted_steps=counted,
+        cpu_share=cpu.share,
     )
     return stats, steady
 

@@ -472,7 +472,7 @@ def test_cpu_bound_series_are_judged_relative_to_the_reference_and_say_so(
     [m] = json.loads(out.read_text())["measurements"]
     e = m["baseline"]
     assert m["reference"]["kernel"]
-    assert m["reference"]["cpu_share"] > _baseline.MIN_CPU_SHARE  # a loop computes
+    assert m["candidate"]["cpu_share"] > _baseline.MIN_CPU_SHARE  # a loop computes
     assert e["normalised"]
     assert e["band"] == _baseline.DEFAULT_BAND_NORMALISED
     # The raw ratio and the reference's own are kept: `ratio` is their quotient.
@@ -495,7 +495,9 @@ def test_a_sleeping_series_is_judged_raw(pytester: pytest.Pytester, sleeper) -> 
     out = pytester.path / "cur.json"
     sleeper("--perf-compare=main", f"--perf-json={out}").assert_outcomes(passed=2)
     doc = json.loads(out.read_text())
-    assert all(m["reference"]["cpu_share"] < _baseline.MIN_CPU_SHARE for m in doc["measurements"])
+    # The share of the timed rounds (what the gate reads), not the test's: the test's
+    # includes perfsuite's own untimed CPU work, and on CI's slower machine it read > 0.5.
+    assert all(m["candidate"]["cpu_share"] < _baseline.MIN_CPU_SHARE for m in doc["measurements"])
     assert not any(m["baseline"]["normalised"] for m in doc["measurements"])
     assert doc["baseline"]["normalised"] == 0
 

@@ -5,6 +5,7 @@ Pure and fast: numbers in, verdicts out (no pytest session, no files but the sto
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -182,9 +183,9 @@ def test_samples_are_spaced_and_go_to_the_timed_measurements_of_the_test() -> No
 
 def test_cpu_share_tells_computing_from_sleeping() -> None:
     def share(work) -> float:
-        start = _reference._thread_clock()
+        start = _reference.thread_clock()
         work()
-        return _reference._cpu_share(start, _reference._thread_clock())
+        return _reference.cpu_share_of(start, _reference.thread_clock())
 
     def spin() -> None:
         end = time.perf_counter() + 0.1
@@ -194,6 +195,46 @@ def test_cpu_share_tells_computing_from_sleeping() -> None:
     # Wide margins: the run-queue wait is taken out, so load does not make spinning idle.
     assert share(spin) > 0.7
     assert share(lambda: time.sleep(0.1)) < 0.3
+
+
+def test_a_sleeping_candidate_reads_idle_though_its_untimed_work_computes() -> None:
+    # The defect CI caught: the test's share counted perfsuite's untimed work (warm-up,
+    # memory and counts readings: CPU work whatever the callable does), and on a slower
+    # machine a callable that sleeps read above `MIN_CPU_SHARE`, so its raw times were
+    # divided by a CPU kernel's. The share the gate reads is the timed rounds' own.
+    from perfsuite._engine import Engine
+    from perfsuite._results import measurement_series
+    from perfsuite._settings import Settings
+
+    def spin(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    engine = Engine(Settings(budget_s=5.0, counts=False), contextlib.nullcontext)
+    nap = engine.prepare("nap", lambda: time.sleep(0.001), None)
+    spin(0.2)  # untimed CPU work between preparation and rounds, longer than the rounds
+    engine.run_rounds([nap], 10)
+    busy = engine.prepare("busy", lambda: spin(0.001), None)
+    engine.run_rounds([busy], 10)
+    assert nap.cpu.share is not None
+    assert nap.cpu.share < 0.3
+    assert busy.cpu.share is not None
+    assert busy.cpu.share > 0.7
+    # The series read the candidate's share, not the test's (which says the opposite here).
+    m = {
+        "kind": "measure",
+        "test": "t.py::t",
+        "name": "nap",
+        "id": "t.py::t::nap",
+        "candidate": nap.as_dict(),
+        "reference": {"kernel": _reference.KERNEL, "samples_s": [1e-4], "cpu_share": 0.9},
+    }
+    [series] = [s for s in measurement_series(m) if s.kind == "measure"]
+    assert series.cpu_share == pytest.approx(nap.cpu.share)
+    del m["candidate"]["cpu_share"]  # a document from before the rounds' own share
+    [old] = [s for s in measurement_series(m) if s.kind == "measure"]
+    assert old.cpu_share == 0.9
 
 
 # --------------------------------------------------------------------------- the store
