@@ -19,7 +19,8 @@ Parts, in order (each skipped, and said so, once the budget is spent):
    one untimed step, as perfsuite measures a candidate), the state's bytes, and XLA's static
    peak / alias bytes for `cached`. Donation's claim: the peak drops by about the state.
 4. `spd`: the trainfast.spd ablation's peak memory column (CUDA allocated peak over the
-   timed windows) for resid_mlp1 and resid_mlp3: baseline, cuda_graphs, bf16, compile.
+   timed windows, plus the CUDA graphs' private pool) for resid_mlp1 and resid_mlp3:
+   baseline, cuda_graphs, bf16, compile.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def part_spd(budget: float) -> None:
 
     from trainfast.spd._bench import ablate, format_table
 
-    print("\n## trainfast.spd ablation with peak memory (CUDA allocated, timed windows)\n")
+    print("\n## trainfast.spd ablation: peak memory (CUDA allocated + graph pool, timed windows)\n")
     rows = []
     for workload in ("resid_mlp1", "resid_mlp3"):
         if left(budget) < 15:

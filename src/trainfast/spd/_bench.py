@@ -42,9 +42,13 @@ def time_steps(
 
     Windows are synchronized at both ends, so asynchronous modes are charged for GPU work.
     Warm-up covers compilation and (with `cuda_graphs`) the eager steps and the capture.
-    With `memory` (a dict) on CUDA, `memory["peak_bytes"]` is the most the caching allocator
-    held during the timed windows (its peak counter is reset after warm-up, read after: no
-    cost inside the windows).
+    With `memory` (a dict) on CUDA, `memory["peak_bytes"]` is the most memory the steps
+    needed during the timed windows: the caching allocator's peak of allocated bytes (its
+    counter is reset after warm-up, read after: no cost inside the windows) plus, under
+    `cuda_graphs`, the bytes of the graphs' private pool that no tensor holds. A replay
+    writes its temporaries there without asking the allocator, and the pool was filled at
+    capture, before the reset, so the allocated peak alone under-reads a graphed step by its
+    temporaries (`memory["graph_pool_bytes"]`; `memory["allocated_peak_bytes"]` beside it).
     """
     for _ in range(warmup):
         trainer.step()
@@ -60,8 +64,25 @@ def time_steps(
         _sync(trainer.device)
         samples.append((time.perf_counter() - t0) / n)
     if cuda:
-        memory["peak_bytes"] = torch.cuda.max_memory_allocated(trainer.device)
+        allocated = torch.cuda.max_memory_allocated(trainer.device)
+        pools = graph_pool_bytes(trainer.device)
+        memory.update(
+            peak_bytes=allocated + pools, allocated_peak_bytes=allocated, graph_pool_bytes=pools
+        )
     return samples
+
+
+def graph_pool_bytes(device: torch.device) -> int:
+    """Bytes reserved in private (CUDA graph) pools that no tensor holds: the captured
+    graphs' temporaries, which their replays reuse. Segments of the default pool have pool
+    id `(0, 0)`; every other pool is a graph's (or a user's `torch.cuda.MemPool`)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    idle = 0
+    for seg in torch.cuda.memory_snapshot():
+        if seg.get("device") != index or tuple(seg.get("segment_pool_id", (0, 0))) == (0, 0):
+            continue
+        idle += int(seg["total_size"]) - int(seg["allocated_size"])
+    return idle
 
 
 _ORDER = (
