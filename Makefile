@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints.txt
 EXTRAS ?= jax,torch,lm,dev
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 STAMP := $(VENV)/.installed
 
 .PHONY: test perf lint format install clean calibrate
