@@ -5,7 +5,9 @@ runs at 3, 8 and 24 layers, each sample a fresh `make_module_opt` (a new jitted 
 compiled afresh). What is asserted is the XLA backend compile of those first runs
 (`metric="compile"`): its log-log slope against the layer count must be within `TOLERANCE`
 of 0 (law `constant`). The whole first run is not asserted constant, because it is not: the
-Python work on the per-layer pytree grows ~0.05 s per layer. On the quiet 2-core CI machine the first run read
+Python work on the per-layer pytree grows ~0.05 s per layer
+(measured before the constructor was traced once instead of twice, which cut that growth's
+Python calls by 41%: docs/tp-scaling.md). On the quiet 2-core CI machine the first run read
 2.72 / 3.22 / 3.90 s (slope 0.154, 99% CI 0.055..0.257: inconclusive against 0.2), while the
 compile, which the stacked creation made flat, is what grew 2x before it.
 
