@@ -19,11 +19,10 @@ part() {  # part NAME SECONDS COMMAND...
   echo "rc=$? after $((SECONDS - t0))s" | tee -a "$out/$name.txt"
   tail -40 "$out/$name.txt"
 }
-pytest_gpu() { python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q "$@"; }
 case "${PARTS:-a}" in
   a)
     # Issue 14: the graph pool is charged (new test), BERT 32x512 rows, SPD with cuda_graphs.
-    part cuda-tests 90 pytest_gpu tests/spd/test_memory_column.py tests/perfsuite/test_memory.py -k "cuda or graph"
+    part cuda-tests 90 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q tests/spd/test_memory_column.py tests/perfsuite/test_memory.py -k "cuda or graph"
     part memory 280 python3 scripts/h200_memory.py --parts bert,spd --budget-s 260 --json "$out/memory.json"
     # Issue 15: kernel counts of eager / compile / cuda_graphs with the fixed counter.
     part roofline-spd 150 python3 scripts/h200_roofline.py --sections spd --json "$out/roofline-spd.json"
@@ -34,7 +33,7 @@ case "${PARTS:-a}" in
     ;;
   c)
     # Issue 17 §3: the 20-step loop and 32x512 claims that did not fit last time.
-    part p2 540 pytest_gpu --perf tests/eqx/test_perf_train_step.py -k "cached" --perf-json="$out/p2.json"
+    part p2 540 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf tests/eqx/test_perf_train_step.py -k "cached" --perf-json="$out/p2.json"
     ;;
   *) echo "PARTS must be a, b or c" >&2; exit 2 ;;
 esac
