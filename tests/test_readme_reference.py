@@ -345,6 +345,19 @@ def missing_pytest_options(text: str) -> list[str]:
     return missing
 
 
+def stale_options(text: str) -> list[str]:
+    """`--perf-*` and `--benchmark-*` flags the README names that nothing registers (the other
+    direction of drift: an option renamed or removed in the code but not in the prose)."""
+    from perfsuite import plugin
+
+    parser = _Parser()
+    plugin.pytest_addoption(parser)
+    known = {n for names, _ in parser.options for n in names}
+    known |= {flag for flag, _ in _find("PYTEST_BENCHMARK_OPTIONS")}
+    named = dict.fromkeys(re.findall(r"(?<![\w-])--(?:perf|benchmark)(?:-[a-z]+)*", text))
+    return [f"`{flag}` is named but not an option" for flag in named if flag not in known]
+
+
 def _subcommands() -> dict[str, Any]:
     from perfsuite import cli
 
@@ -487,6 +500,11 @@ def test_every_perf_option_is_in_the_reference_with_its_default():
     assert not missing, _report(missing, "pytest options or defaults")
 
 
+def test_every_option_the_readme_names_exists():
+    stale = stale_options(_text())
+    assert not stale, "README.md names options that do not exist:\n  " + "\n  ".join(stale)
+
+
 def test_every_perfsuite_subcommand_and_its_options_are_in_the_reference():
     missing = missing_subcommands(_text())
     assert not missing, _report(missing, "perfsuite subcommands, options or defaults")
@@ -547,6 +565,7 @@ def _edited(text: str, old: str, new: str) -> str:
         ("#### `perfsuite report`", "#### report", missing_subcommands, "perfsuite report"),
         ("`125` skip", "`126` skip", missing_exit_codes, "125"),
         ("make test   #", "make test -x   #", missing_quick_start, "make test -x"),
+        ("`--perf-quick`", "`--perf-fast`", stale_options, "--perf-fast"),
     ],
 )
 def test_the_checks_notice_a_removed_entry(old, new, check, expect):
