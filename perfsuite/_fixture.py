@@ -88,7 +88,7 @@ class Measurement:
 
 
 class Perf:
-    """Measurement API of one perf test (the `perf` fixture). See design section 3.
+    """Measurement API of one perf test (the `perf` fixture): README.md, "Reference".
 
     Every method records what it measured in the session's results (JSON and the terminal
     table), whether or not an assertion on it passes.
