@@ -6,8 +6,8 @@ compiled afresh). What is asserted is the XLA backend compile of those first run
 (`metric="compile"`): its log-log slope against the layer count must be within `TOLERANCE`
 of 0 (law `constant`). The whole first run is not asserted constant, because it is not: the
 Python work on the per-layer pytree grows ~0.05 s per layer
-(measured before the constructor was traced once instead of twice, which cut that growth's
-Python calls by 41%: docs/tp-scaling.md). On the quiet 2-core CI machine the first run read
+(measured before the constructor was traced once instead of twice, which with the layers split by
+one `lax.split` cut that growth's Python calls by 47%: docs/tp-scaling.md). On the quiet 2-core CI machine the first run read
 2.72 / 3.22 / 3.90 s (slope 0.154, 99% CI 0.055..0.257: inconclusive against 0.2), while the
 compile, which the stacked creation made flat, is what grew 2x before it.
 
