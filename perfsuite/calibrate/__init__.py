@@ -24,6 +24,7 @@ Markdown tables, the deadline, progress lines, atomic output. These replace the 
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +39,15 @@ SCENARIOS = {
     "counts": _counts,
     "memory": _memory,
 }
+
+
+def _gate_defaults() -> dict[str, Any]:
+    parser = argparse.ArgumentParser(add_help=False)
+    _gate.add_arguments(parser)
+    return vars(_gate.own_options(parser.parse_args([])))
+
+
+_GATE_DEFAULTS = _gate_defaults()
 
 
 def add_parser(sub: Any) -> None:
@@ -69,9 +79,19 @@ def calibrate_command(args: Any, pytest_args: Sequence[str], write: Callable[[st
 
     if args.calibration is None:
         return _gate.run_gate(args, pytest_args, write)
+    given = {k: v for k, v in vars(_gate.own_options(args)).items() if v != _GATE_DEFAULTS[k]}
+    if given:
+        raise PerfUsageError(
+            f"options before SCENARIO are the stored-baseline gate's (`perfsuite calibrate "
+            f"[options] -- <pytest args>`), not `{args.calibration}`'s: got "
+            + ", ".join(f"--{k}" for k in given)
+            + f"; put `{args.calibration}`'s options after it."
+        )
     if pytest_args:
         raise PerfUsageError(
             f"`perfsuite calibrate {args.calibration}` takes no pytest arguments after `--` "
             f"(its workload is built in), got {list(pytest_args)!r}."
         )
-    return SCENARIOS[args.calibration].run(args, write)
+    own = {k: v for k, v in vars(args).items() if not k.startswith(_gate.PREFIX)}
+    own.pop("command", None)
+    return SCENARIOS[args.calibration].run(argparse.Namespace(**own), write)

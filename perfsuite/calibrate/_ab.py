@@ -326,8 +326,8 @@ def _fail_text(text: str) -> str:
     return text
 
 
-#: The `perfsuite` command's own entries of the namespace, not this scenario's options.
-_NOT_OPTIONS = ("command", "calibration")
+#: The `perfsuite calibrate` command's own entry of the namespace, not this scenario's option.
+_NOT_OPTIONS = ("calibration",)
 
 
 def run(args: argparse.Namespace, write: Callable[[str], None]) -> int:

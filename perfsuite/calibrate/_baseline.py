@@ -48,8 +48,8 @@ from .._machine import machine_fingerprint
 from ._rates import Rate, progress, write_json
 
 
-#: The `perfsuite` command's own entries of the namespace, not this scenario's options.
-_NOT_OPTIONS = ("command", "calibration")
+#: The `perfsuite calibrate` command's own entry of the namespace, not this scenario's option.
+_NOT_OPTIONS = ("calibration",)
 
 
 #: The perfsuite source tree the sessions import by default: the one this code comes from.

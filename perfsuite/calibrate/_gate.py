@@ -304,6 +304,7 @@ def builtin_project(folder: Path) -> Path:
 
 def run_gate(args: Any, pytest_args: Sequence[str], write: Callable[[str], None]) -> int:
     """`perfsuite calibrate`: run it, print the Markdown, write `--json`/`--markdown`."""
+    args = own_options(args)
     tmp = None
     rootdir = Path.cwd()
     if args.builtin:
@@ -350,25 +351,39 @@ def parse_factors(text: str) -> list[float]:
         ) from None
 
 
+#: The namespace prefix of this calibration's options: `perfsuite calibrate SCENARIO` parses
+#: its own options into the same namespace (some share a name, e.g. `--trials`, `--json`),
+#: so the ones of the gate stay apart and can be told from them.
+PREFIX = "gate_"
+
+
 def add_arguments(cal: argparse.ArgumentParser) -> None:
     """The options of `perfsuite calibrate` without a scenario (this gate's)."""
-    from .._values import parse_positive_int, parse_seconds
+    from .._values import parse_path, parse_positive_int, parse_seconds
 
-    cal.add_argument("--builtin", action="store_true", help="calibrate perfsuite's own workload")
-    cal.add_argument("--aa", type=parse_positive_int, default=20, help="A/A sessions (20)")
-    cal.add_argument(
-        "--trials", type=parse_positive_int, default=10, help="sessions per slowdown (10)"
-    )
-    cal.add_argument(
-        "--sessions", type=parse_positive_int, default=1, help="sessions in the baseline (1)"
-    )
-    cal.add_argument(
-        "--slowdowns",
+    def option(name: str, **kw: Any) -> None:
+        if kw.get("action") != "store_true":
+            kw.setdefault("metavar", name.upper())
+        cal.add_argument(f"--{name}", dest=PREFIX + name, **kw)
+
+    option("builtin", action="store_true", help="calibrate perfsuite's own workload")
+    option("aa", type=parse_positive_int, default=20, help="A/A sessions (20)")
+    option("trials", type=parse_positive_int, default=10, help="sessions per slowdown (10)")
+    option("sessions", type=parse_positive_int, default=1, help="sessions in the baseline (1)")
+    option(
+        "slowdowns",
         type=parse_factors,
         default=list(DEFAULT_SLOWDOWNS),
         help="factors to try, smallest first (1.1,1.25,1.5,2,3)",
     )
-    cal.add_argument("--fail", default="5%", help="the --perf-fail expression judged (5%%)")
-    cal.add_argument("--budget", type=parse_seconds, default=1800.0, help="seconds in all (1800)")
-    cal.add_argument("--json", default=None, help="write the results document here")
-    cal.add_argument("--markdown", default=None, help="write the Markdown table here")
+    option("fail", default="5%", help="the --perf-fail expression judged (5%%)")
+    option("budget", type=parse_seconds, default=1800.0, help="seconds in all (1800)")
+    option("json", type=parse_path, default=None, help="write the results document here")
+    option("markdown", type=parse_path, default=None, help="write the Markdown table here")
+
+
+def own_options(args: argparse.Namespace) -> argparse.Namespace:
+    """This calibration's options from the command's namespace, without their prefix."""
+    return argparse.Namespace(
+        **{k.removeprefix(PREFIX): v for k, v in vars(args).items() if k.startswith(PREFIX)}
+    )
