@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from perfsuite._calibrate import SLOWDOWN_ENV, parse_slowdown, slowed
+from perfsuite._errors import PerfUsageError
 from perfsuite.calibrate import _gate
 from perfsuite.calibrate._gate import CalibrationConfig
-from perfsuite._errors import PerfUsageError
 from perfsuite.cli import main
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-
 from perfsuite.calibrate import _ab
 
 
