@@ -1,9 +1,9 @@
-"""Calibrate the stored-baseline gate on a workload of known cost: now `perfsuite calibrate baseline`.
+"""The stored-baseline gate on a known-cost workload: now `perfsuite calibrate baseline`.
 
 The code moved to `perfsuite/calibrate/_baseline.py` (same code, same flags); this wrapper keeps
 the commands cited in docs/ working:
 
-    flock /tmp/calib.lock python scripts/calibrate_baseline.py --out docs/data/calibrate_baseline.json
+    flock /tmp/calib.lock python scripts/calibrate_baseline.py --out /tmp/calib_baseline.json
 
 is `perfsuite calibrate baseline` with the same arguments (`--help` lists them).
 """

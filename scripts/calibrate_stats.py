@@ -3,7 +3,7 @@
 The code moved to `perfsuite/calibrate/_compare.py` (same code, same flags); this wrapper keeps
 the commands cited in docs/ working:
 
-    python scripts/calibrate_stats.py --trials 300 --extra-trials 100 --markdown docs/data/calibrate_stats_final.md
+    python scripts/calibrate_stats.py --trials 300 --extra-trials 100 --markdown /tmp/stats.md
 
 is `perfsuite calibrate compare` with the same arguments (`--help` lists them).
 """

@@ -16,11 +16,11 @@ both with real pytest sessions, exactly as CI would run them:
 
 How a slowdown is made: `PERFSUITE_CALIBRATE_SLOWDOWN=F` in a session's environment makes the
 engine wrap every candidate so that each timed call waits for its work and then busy-waits
-(F - 1) times the call's own cost (`perfsuite._calibrate.slowed`, called by perfsuite._engine). The extra time is real
-work, paid in the same process with the machine's noise on it, not a multiplied number. Limits: a
-call is then waited for one by one (an accelerator's queue no longer overlaps calls), and the
-slowdown is uniform, while a real regression may hit one test only. Counts and memory are
-read from the unwrapped callable.
+(F - 1) times the call's own cost (`perfsuite._calibrate.slowed`, called by perfsuite._engine).
+The extra time is real work, paid in the same process with the machine's noise on it, not a
+multiplied number. Limits: a call is then waited for one by one (an accelerator's queue no
+longer overlaps calls), and the slowdown is uniform, while a real regression may hit one test
+only. Counts and memory are read from the unwrapped callable.
 
 Rates come with 95% Wilson intervals; the output is Markdown (`--markdown PATH` too). The
 `--builtin` workload (a pure-Python loop and a chain of small matrix products, in a temporary
