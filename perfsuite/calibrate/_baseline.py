@@ -33,7 +33,6 @@ import json
 import math
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -155,6 +154,8 @@ def _cpu() -> tuple[float, float]:
 
 
 def _children_cpu() -> float:
+    import resource  # POSIX only: not at import, where every `perfsuite` command builds its parser
+
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
