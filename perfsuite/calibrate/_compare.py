@@ -283,7 +283,7 @@ def run(args: argparse.Namespace, write: Callable[[str], None]) -> int:
                 progress(f"  {label}: trial {i + 1} {outcome}: {detail}")
             rounds.append(n)
             seconds.append(spent)
-            if (i + 1) % 50 == 0 or i + 1 == trials:
+            if (i + 1) % 10 == 0 or i + 1 == trials:  # a line every few seconds to minutes
                 progress(f"  {label}: {i + 1}/{trials} {counts}")
         rows.append(row(key, counts, rounds, seconds))
     text = "\n".join([*lines, "", *markdown_table(HEADER, rows)])
