@@ -33,7 +33,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 calibrate: $(STAMP)
-	$(PY) scripts/calibrate_stats.py
+	$(PY) -m perfsuite.cli calibrate compare
 
 clean:
 	rm -rf $(VENV) .perf build dist *.egg-info
