@@ -3,4 +3,5 @@
 from perfsuite.cli import main
 
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing the module (e.g. to list perfsuite's) runs nothing
+    raise SystemExit(main())
