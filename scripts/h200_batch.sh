@@ -3,7 +3,7 @@
 # tool's 10-minute calls (run from the tree; writes everything under $OUT):
 #   PARTS=a bash scripts/h200_batch.sh   # call 1 (~9 min): memory rows, SPD kernel counts, CUDA tests
 #   PARTS=b bash scripts/h200_batch.sh   # call 2 (~9 min): seed 001's creation table (issue 17 §2)
-#   PARTS=c bash scripts/h200_batch.sh   # call 3 (~9 min): P2 on unrolled BERT-base (issue 17 §3)
+#   PARTS=c bash scripts/h200_batch.sh   # call 3 (~9 min): dispatch vs buffers, P2 on unrolled BERT-base (17 §3)
 # Each part has its own time limit so one slow part cannot starve the others.
 set -u
 out=${OUT:-/tmp/h200-out}
@@ -32,8 +32,10 @@ case "${PARTS:-a}" in
     part creation 540 python3 scripts/h200_creation.py --budget 520 --timeout 120 --compilation-cache /tmp/jax-cc
     ;;
   c)
+    # Issue 17 §3: is the rest of a waited step the dispatch of ~200 buffers? (packed state)
+    part dispatch 200 python3 scripts/h200_dispatch.py
     # Issue 17 §3: the 20-step loop and 32x512 claims that did not fit last time.
-    part p2 540 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf tests/eqx/test_perf_train_step.py -k "cached" --perf-json="$out/p2.json"
+    part p2 330 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf tests/eqx/test_perf_train_step.py -k "cached" --perf-json="$out/p2.json"
     ;;
   *) echo "PARTS must be a, b or c" >&2; exit 2 ;;
 esac
