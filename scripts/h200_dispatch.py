@@ -8,10 +8,9 @@ plus the optimizer state), paid before the device starts. Two measurements:
 
 1. An elementwise program over `n` donated arrays of 4096 floats vs the same bytes in one
    array: per waited call and per call back to back, n = 1..512.
-2. BERT-base 1x8 (unrolled, `optax.flatten(adamw)`): the donated `jax.jit` reference vs the
-   same step on *packed* state (parameters raveled into one vector, unraveled inside the
-   program; the flat optimizer state is already one vector per moment): per waited step and
-   per step back to back, same math.
+2. BERT-base 1x8 and 32x512 (unrolled, fused AdamW): `filter_jit`, the donated `jax.jit`
+   reference, `cached`, and `cached` on a `trainfast.eqx.Packed` model (parameters in one
+   buffer, unpacked inside the program): per waited step and per step back to back.
 
     PYTHONPATH=src:.:.gpu-site python3 scripts/h200_dispatch.py [--tiny]   # ~2-4 min on a GPU
 
@@ -24,14 +23,11 @@ import argparse
 import statistics
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.random as jr
-import optax
-from jax.flatten_util import ravel_pytree
 
-from trainfast.eqx.bert import BertConfig, BertMLM, mlm_batches, mlm_loss
+from trainfast.eqx.bert import BertConfig
+from trainfast.eqx.workloads import train_step_workload
 
 
 def timed(call, *, waited: bool, calls: int, repeats: int = 5) -> float:
@@ -71,64 +67,38 @@ def buffers_part() -> None:
 
 
 def bert_part(config: BertConfig, batch: int, seq: int) -> None:
-    model = BertMLM(config, key=jr.key(0))
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    tx = optax.flatten(optax.adamw(1e-4))
-    data = mlm_batches(config, batch, seq, key=jr.key(1))
-    batches = [(next(data), k) for k in jr.split(jr.key(2), 4)]
-
-    def body(p, s, b, k):
-        (_, aux), grads = jax.value_and_grad(
-            lambda q: mlm_loss(eqx.combine(q, static), b, k), has_aux=True
-        )(p)
-        updates, s = tx.update(grads, s, p)
-        return eqx.apply_updates(p, updates), s
-
-    tree_step = jax.jit(body, donate_argnums=(0, 1))
-    flat0, unravel = ravel_pytree(params)
-
-    def packed_body(fp, s, b, k):
-        p, s = body(unravel(fp), s, b, k)
-        return ravel_pytree(p)[0], s
-
-    packed_step = jax.jit(packed_body, donate_argnums=(0, 1))
     rows = []
-    for name, step, state in (
-        ("jit, tree of parameters", tree_step, (params, tx.init(params))),
-        ("jit, packed parameters", packed_step, (flat0, tx.init(params))),
+    for name, kw in (
+        ("filter_jit", dict(dispatch="filter_jit", flatten=True)),
+        ("jit (donated reference)", dict(dispatch="jit", flatten=True)),
+        ("cached", dict(dispatch="cached", flatten=True)),
+        ("cached, packed parameters", dict(dispatch="cached", packed=True)),
     ):
-        n_in = len(jax.tree.leaves(state))
-        holder = [state, 0]
-
-        def call(step=step, holder=holder):
-            b, k = batches[holder[1] % len(batches)]
-            holder[1] += 1
-            holder[0] = step(*holder[0], b, k)
-            return holder[0]
-
+        w = train_step_workload(config=config, batch=batch, seq=seq, **kw)
+        n_state = len(jax.tree.leaves(w.state))
         t0 = time.perf_counter()
-        jax.block_until_ready(call())
+        jax.block_until_ready(w())
         first = time.perf_counter() - t0
         for _ in range(3):
-            call()
-        rows.append(
-            (
-                name,
-                n_in,
-                timed(call, waited=True, calls=20),
-                timed(call, waited=False, calls=20),
-                first,
-            )
-        )
+            w()
+        waited = timed(w, waited=True, calls=20)
+        loop = timed(lambda w=w: w.run(20), waited=False, calls=1) / 20
+        rows.append((name, n_state, waited, loop, first))
+        del w
     print(
-        f"\n## BERT {config.num_layers}L-{config.hidden}H {batch}x{seq}, fused AdamW: tree vs packed parameters\n"
+        f"\n## BERT {config.num_layers}L-{config.hidden}H {batch}x{seq}, unrolled, "
+        "fused AdamW: dispatchers and packed parameters\n"
     )
     print(
         "| step | state buffers | per waited step (ms) | per step, 20 back to back (ms) | first call (s) |"
     )
     print("|---|---|---|---|---|")
-    for name, n_in, w, loop, first in rows:
-        print(f"| {name} | {n_in} | {w * 1e3:.2f} | {loop * 1e3:.2f} | {first:.1f} |")
+    base = rows[0][2]
+    for name, n_state, w, loop, first in rows:
+        print(
+            f"| {name} | {n_state} | {w * 1e3:.2f} ({base / w:.2f}x filter_jit) | "
+            f"{loop * 1e3:.2f} | {first:.1f} |"
+        )
 
 
 def main() -> int:

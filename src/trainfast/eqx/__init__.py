@@ -7,6 +7,7 @@ The BERT workload lives in `trainfast.eqx.bert`; reusable perf/asv workload buil
 from . import bert as bert
 from . import workloads as workloads
 from ._optimizer import Optimizer as Optimizer
+from ._packed import Packed as Packed
 from ._tensor_parallel import ParallelLinear as ParallelLinear
 from ._tensor_parallel import bert_tp_plan as bert_tp_plan
 from ._tensor_parallel import column_parallel as column_parallel

@@ -11,6 +11,7 @@ import optax
 
 from ._bert import BertConfig, BertMLM, mlm_batches, mlm_loss, num_leaves
 from ._optimizer import Optimizer
+from ._packed import Packed
 from ._tensor_parallel import bert_tp_plan
 from ._train_step import make_train_step
 
@@ -113,6 +114,7 @@ def train_step_workload(
     seed: int = 0,
     donate: bool = True,
     flatten: bool = False,
+    packed: bool = False,
 ) -> TrainWorkload:
     """BERT-`num_layers` MLM training (tiny widths unless `config` is given), AdamW.
 
@@ -129,7 +131,12 @@ def train_step_workload(
         num_batches: distinct pre-generated batches (cycled).
         flatten: fuse the optimizer update into one vector (`optax.flatten`, see
             [`Optimizer.create`][]), for every dispatcher and the reference alike.
+        packed: the model's parameters travel as one buffer ([`Packed`][]; `state` is
+            `(Packed, opt)`, unpacked inside the step), so the optimizer's update is fused
+            too (`flatten` is then not needed). Dispatchers of `make_train_step` only.
     """
+    if packed and dispatch == "jit":
+        raise ValueError("`packed=True` is for the `make_train_step` dispatchers, not `jit`.")
     if config is None:
         config = BertConfig.tiny(num_layers, dropout=dropout)
     key_model, key_data, key_drop = jr.split(jr.key(seed), 3)
@@ -142,11 +149,17 @@ def train_step_workload(
     if dispatch == "jit":
         step, state, _ = _jit_reference_step(model, tx)
     else:
-        train_step = make_train_step(mlm_loss, dispatch=dispatch, donate=donate)
+        loss = _packed_mlm_loss if packed else mlm_loss
+        train_step = make_train_step(loss, dispatch=dispatch, donate=donate)
 
         def step(state, b):
             model, opt, _ = train_step(*state, *b)
             return model, opt
 
-        state = (model, Optimizer.create(tx, model))
+        trained = Packed.of(model) if packed else model
+        state = (trained, Optimizer.create(tx, trained))
     return TrainWorkload(dispatch, config, step, state, batches)
+
+
+def _packed_mlm_loss(packed: Packed, batch, key):
+    return mlm_loss(packed.unpack(), batch, key)
