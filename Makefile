@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints.txt
 EXTRAS ?= jax,torch,lm,dev
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 STAMP := $(VENV)/.installed
 
 .PHONY: test perf lint format install clean calibrate
@@ -33,7 +33,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 calibrate: $(STAMP)
-	$(PY) scripts/calibrate_stats.py
+	$(PY) -m perfsuite.cli calibrate compare
 
 clean:
 	rm -rf $(VENV) .perf build dist *.egg-info

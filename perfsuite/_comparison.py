@@ -98,7 +98,7 @@ class Comparison:
 
     def _get(self, name: str, arg: str) -> Candidate:
         if name not in self._candidates:
-            raise KeyError(
+            raise PerfUsageError(
                 f"`{arg}`={name!r} is not a candidate of this comparison; "
                 f"candidates: {sorted(self._candidates)}."
             )
@@ -159,7 +159,7 @@ class Comparison:
         """
         __tracebackhide__ = True
         if not at_least > 0:
-            raise ValueError(f"`at_least` must be > 0, got {at_least!r}.")
+            raise PerfUsageError(f"`at_least` must be > 0, got {at_least!r}.")
         rule = f"required speedup >= {at_least:g}x (lower {{level}} bound)"
 
         def decide(r: Ratio) -> bool | None:
@@ -182,7 +182,7 @@ class Comparison:
         """
         __tracebackhide__ = True
         if not 0 <= tolerance < 10:
-            raise ValueError(f"`tolerance` must be a fraction in [0, 10), got {tolerance!r}.")
+            raise PerfUsageError(f"`tolerance` must be a fraction in [0, 10), got {tolerance!r}.")
         limit = 1.0 + tolerance
 
         def decide(r: Ratio) -> bool | None:
@@ -222,7 +222,7 @@ class Comparison:
         """The exact counts of one call of candidate `name` (`perfsuite._counts.Counts`)."""
         cand = self._get(name, "name")
         if cand.counts is None:
-            raise ValueError(
+            raise PerfUsageError(
                 f"candidate {name!r} was not counted: counts are off in these settings "
                 "(`Settings.counts`)."
             )
@@ -270,7 +270,7 @@ def assert_memory_no_more(a, ma, b, mb, tolerance, on_verdict) -> dict:
     """`cmp.assert_memory_no_more`: `check_growth` of `a` against `b` as a test verdict."""
     __tracebackhide__ = True
     if not 0 <= tolerance < 10:
-        raise ValueError(f"`tolerance` must be a fraction in [0, 10), got {tolerance!r}.")
+        raise PerfUsageError(f"`tolerance` must be a fraction in [0, 10), got {tolerance!r}.")
     if ma is None or mb is None:
         raise PerfUsageError(
             f"`assert_memory_no_more({a!r}, than={b!r})`: no memory source on this machine "
@@ -324,7 +324,7 @@ def compare(
     `statistic` overrides `settings.statistic` (`"mean"` cost per call, or `"median"`).
     """
     if len(fns) < 2:
-        raise ValueError(f"`compare` needs at least two named callables, got {sorted(fns)}.")
+        raise PerfUsageError(f"`compare` needs at least two named callables, got {sorted(fns)}.")
     settings = settings or Settings()
     if statistic is not None:
         settings = dataclasses.replace(settings, statistic=check_statistic(statistic))

@@ -11,6 +11,7 @@ from typing import Any
 
 from ._comparison import Comparison, compare
 from ._engine import Candidate, Engine
+from ._errors import PerfUsageError
 from ._format import fmt_seconds
 from ._memory import MemoryStats, check_at_most, memory_of
 from ._scaling import ScalingFit, assert_scaling
@@ -87,7 +88,7 @@ class Measurement:
 
 
 class Perf:
-    """Measurement API of one perf test (the `perf` fixture). See design section 3.
+    """Measurement API of one perf test (the `perf` fixture): README.md, "Reference".
 
     Every method records what it measured in the session's results (JSON and the terminal
     table), whether or not an assertion on it passes.
@@ -147,7 +148,7 @@ class Perf:
             names += [c.name for c in payload["comparison"]["candidates"]._cands]
         taken = [n for n in dict.fromkeys(names) if n in self._names]
         if taken:
-            raise ValueError(
+            raise PerfUsageError(
                 f"`name` {taken[0]!r} is already used by another measurement of {self.nodeid}: "
                 "every measurement (and every candidate of a `compare`) in a test needs its "
                 "own name, or their results and baselines would be mixed up."
@@ -170,7 +171,7 @@ class Perf:
         sample is: `"mean"` cost per call (default, slow calls included) or `"median"` chunk.
         """
         if per is not None and not per > 0:
-            raise ValueError(f"`per` must be > 0, got {per!r}.")
+            raise PerfUsageError(f"`per` must be > 0, got {per!r}.")
         engine = self._new_engine(statistic)
         with engine.lock():
             cand = engine.prepare(name, fn, instrument)
@@ -371,10 +372,10 @@ class Perf:
         try:
             value = float(value)
         except (TypeError, ValueError):
-            raise TypeError(f"`value` must be a number, got {value!r}.") from None
+            raise PerfUsageError(f"`value` must be a number, got {value!r}.") from None
         if not math.isfinite(value):
             # NaN and Infinity are not JSON: other tools could not read the results file.
-            raise ValueError(f"`value` must be a finite number, got {value!r} for {name!r}.")
+            raise PerfUsageError(f"`value` must be a finite number, got {value!r} for {name!r}.")
         self._emit("record", name, value=value, unit=unit)
 
 

@@ -147,24 +147,26 @@ def assert_scaling(
     if metric not in METRICS:
         raise PerfUsageError(f"`metric` must be one of {list(METRICS)}, got {metric!r}.")
     if law not in LAWS:
-        raise ValueError(f"`law` must be one of {list(LAWS)}, got {law!r}.")
+        raise PerfUsageError(f"`law` must be one of {list(LAWS)}, got {law!r}.")
     if len(sizes) < 3:
-        raise ValueError(f"`sizes` needs at least 3 sizes to fit a slope, got {list(sizes)!r}.")
+        raise PerfUsageError(f"`sizes` needs at least 3 sizes to fit a slope, got {list(sizes)!r}.")
     if not tolerance > 0:
-        raise ValueError(f"`tolerance` must be > 0, got {tolerance!r}.")
+        raise PerfUsageError(f"`tolerance` must be > 0, got {tolerance!r}.")
     bad = [n for n in sizes if not _positive(n)]
     if per is None and bad:
         # The fit is on log(size): a size <= 0 has no logarithm (the slope would be NaN).
-        raise ValueError(f"`sizes` must be finite numbers > 0 (the fit is log-log), got {bad!r}.")
+        raise PerfUsageError(
+            f"`sizes` must be finite numbers > 0 (the fit is log-log), got {bad!r}."
+        )
     units = _units(per, sizes)
     bad_units = [u for u in units or [] if not _positive(u)]
     if bad_units:
-        raise ValueError(
+        raise PerfUsageError(
             f"`per` must give a finite number > 0 for every size (the fit is log-log), got "
             f"{bad_units!r} for sizes {list(sizes)!r}."
         )
     if len(set(units if units is not None else sizes)) < 2:
-        raise ValueError("`sizes` (or `per`) must take at least two distinct values.")
+        raise PerfUsageError("`sizes` (or `per`) must take at least two distinct values.")
     settings = engine.settings
     with engine.lock():
         if metric in (ScalingMetric.FIRST_CALL, ScalingMetric.COMPILE):

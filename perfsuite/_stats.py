@@ -16,6 +16,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from ._errors import PerfUsageError
 from ._values import PairedTest, words
 
 
@@ -117,7 +118,7 @@ def law_slope(law: str, sizes: Sequence[float]) -> float:
         "quadratic": n * n,
     }
     if law not in laws:
-        raise ValueError(f"`law` must be one of {sorted(laws)}, got {law!r}.")
+        raise PerfUsageError(f"`law` must be one of {sorted(laws)}, got {law!r}.")
     if law == "constant":
         return 0.0
     return log_slope(n, laws[law])
@@ -175,7 +176,7 @@ def paired_interval(logs: Sequence[float], *, level: float, test: str) -> tuple[
         return signed_rank_interval(logs, level=level)
     if test == "sign":
         return sign_test_interval(logs, level=level)
-    raise ValueError(f"`test` must be one of {list(TESTS)}, got {test!r}.")
+    raise PerfUsageError(f"`test` must be one of {list(TESTS)}, got {test!r}.")
 
 
 # --------------------------------------------------------------------------- between sessions
@@ -249,9 +250,11 @@ def shift_interval(current: float, baseline: Sequence[float], *, default_band: f
     """The ratio of `current` to the centre of `baseline` (one number per session), with the
     99% interval `[ratio / band, ratio * band]` of what the between-session spread allows."""
     if not baseline:
-        raise ValueError("`baseline` must hold at least one session's number, got none.")
+        raise PerfUsageError("`baseline` must hold at least one session's number, got none.")
     if not (current > 0 and all(v > 0 for v in baseline)):
-        raise ValueError(f"`current` and `baseline` must be > 0, got {current!r}, {baseline!r}.")
+        raise PerfUsageError(
+            f"`current` and `baseline` must be > 0, got {current!r}, {baseline!r}."
+        )
     centre = float(np.exp(np.median(np.log(baseline))))
     band = Band.of(baseline, default_band)
     ratio = current / centre

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._compile import CompileLog, compile_log
 from ._engine import Engine, tails_of
-from ._errors import PerfFailure
+from ._errors import PerfFailure, PerfUsageError
 from ._format import fmt_seconds
 from ._memory import MemoryStats, Watch
 from ._reference import CpuShare, thread_clock
@@ -121,7 +121,7 @@ def _batch_source(batches: Iterable[Any] | Callable[[int], Any], needed: int):
         return (batches(i) for i in itertools.count())
     if isinstance(batches, (list, tuple)):
         if not batches:
-            raise ValueError("`batches` must not be empty.")
+            raise PerfUsageError("`batches` must not be empty.")
         return itertools.cycle(batches)
     return _Counted(iter(batches), needed)
 
@@ -143,7 +143,7 @@ class _Counted:
         try:
             batch = next(self._it)
         except StopIteration:
-            raise ValueError(
+            raise PerfUsageError(
                 f"`batches` ran out after {self._taken} batches; the steps need "
                 f"warmup + n = {self._needed}. Pass a longer iterator, a sequence (cycled) "
                 "or a function of the step index."
@@ -165,9 +165,9 @@ def run_steps(
 ) -> tuple[StepStats, CompileLog]:
     __tracebackhide__ = True
     if n < 1:
-        raise ValueError(f"`n` must be >= 1, got {n!r}.")
+        raise PerfUsageError(f"`n` must be >= 1, got {n!r}.")
     if warmup < 1:
-        raise ValueError(
+        raise PerfUsageError(
             f"`warmup` must be >= 1 (the first step is always kept apart), got {warmup!r}."
         )
     source = _batch_source(batches, warmup + n)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -299,3 +300,34 @@ def fmt_bytes(n: float) -> str:
         if n >= scale:
             return f"{sign}{n / scale:.3g} {unit}"
     return f"{sign}{int(n)} B"
+
+
+# --- `perfsuite calibrate` (perfsuite.calibrate): counts and lists of scenario words ---
+
+
+def parse_count(text: str) -> int:
+    """A whole number >= 0, e.g. `0` or `100` (a count that may be none)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse value: {text!r}. Expected a whole number >= 0, e.g. '100'."
+        )
+    return value
+
+
+def word_list(allowed: list[str]) -> Callable[[str], list[str]]:
+    """An argparse type: comma-separated words, each one of `allowed`, none twice, e.g. `aa,6x`."""
+
+    def parse(text: str) -> list[str]:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items or any(x not in allowed for x in items) or len(set(items)) < len(items):
+            raise argparse.ArgumentTypeError(
+                f"Could not parse value: {text!r}. Expected comma-separated names from "
+                f"{allowed}, each once, e.g. {','.join(allowed[:2])!r}."
+            )
+        return items
+
+    return parse

@@ -6,9 +6,9 @@ Exit codes of `perfsuite ab`: 0 no regression, 1 regression, 2 error, 3 inconclu
 The other commands return 0 on success and 2 on an error; every error names the argument
 and the rule it broke.
 
-One module per subcommand group: `_cli_ab` (`ab`, `bisect`, `ab-verdict`), `_cli_calibrate`,
-`_cli_report` (`report`, `export-asv`), and `_cli_shared` for what they share; this module
-builds the parser and dispatches.
+One module per subcommand group: `_cli_ab` (`ab`, `bisect`, `ab-verdict`), `_cli_report`
+(`report`, `export-asv`) and the subpackage `perfsuite.calibrate`, with `_cli_shared` for
+what they share; this module builds the parser and dispatches.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ._cli_ab import _ab, _add_ab_parser, _add_bisect_parsers, _bisect
-from ._cli_calibrate import _add_calibrate_parser
 from ._cli_report import _add_report_parsers, _export_asv, _report
 from ._cli_shared import _error, _print, _silence_stdout, _split
 from ._values import FailExpr as FailExpr
@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_calibrate_parser(sub)
     _add_report_parsers(sub)
     return parser
+
+
+def _add_calibrate_parser(sub: Any) -> None:
+    """`perfsuite calibrate [SCENARIO]`: defined by the subpackage `perfsuite.calibrate`."""
+    from .calibrate import add_parser
+
+    add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,7 +77,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command in ("bisect", "ab-verdict"):
         return _bisect(args, rest)
     if args.command == "calibrate":
-        from ._calibrate import calibrate_command
+        from .calibrate import calibrate_command
 
         return calibrate_command(args, rest, _print)
     if args.command != "ab" and rest:

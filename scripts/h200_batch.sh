@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# One batched H200 session for the 2026-12-02 work (device tool; run from the tree):
-#   bash scripts/h200_batch.sh   (writes everything under $OUT)
+# The H200 work still owed by issues 14, 15 and 17, in priority order, batched for the device
+# tool's 10-minute calls (run from the tree; writes everything under $OUT):
+#   PARTS=a bash scripts/h200_batch.sh   # call 1 (~9 min): memory rows, SPD kernel counts, CUDA tests
+#   PARTS=b bash scripts/h200_batch.sh   # call 2 (~9 min): seed 001's creation table (issue 17 §2)
+#   PARTS=c bash scripts/h200_batch.sh   # call 3 (~9 min): dispatch vs buffers, P2 on unrolled BERT-base (17 §3)
 # Each part has its own time limit so one slow part cannot starve the others.
 set -u
 out=${OUT:-/tmp/h200-out}
@@ -16,11 +19,23 @@ part() {  # part NAME SECONDS COMMAND...
   echo "rc=$? after $((SECONDS - t0))s" | tee -a "$out/$name.txt"
   tail -40 "$out/$name.txt"
 }
-if [ "${PARTS:-all}" = roofline ]; then
-  part roofline 150 python3 scripts/h200_roofline.py
-  exit 0
-fi
-part memory 150 python3 scripts/h200_memory.py --budget-s 130 --json "$out/memory.json"
-part profiles 70 python3 scripts/h200_profiles.py --out "$out/profiles"
-part creation 60 python3 scripts/h200_creation.py --configs 4x768
-part p2 200 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf tests/eqx/test_perf_train_step.py --perf-json="$out/p2.json"
+case "${PARTS:-a}" in
+  a)
+    # Issue 14: the graph pool is charged (new test), BERT 32x512 rows, SPD with cuda_graphs.
+    part cuda-tests 90 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q tests/spd/test_memory_column.py tests/perfsuite/test_memory.py -k "cuda or graph"
+    part memory 280 python3 scripts/h200_memory.py --parts bert,spd --budget-s 260 --json "$out/memory.json"
+    # Issue 15: kernel counts of eager / compile / cuda_graphs with the fixed counter.
+    part roofline-spd 150 python3 scripts/h200_roofline.py --sections spd --json "$out/roofline-spd.json"
+    ;;
+  b)
+    # Issue 17 §2: seed 001's whole table, each size in its own subprocess and timeout.
+    part creation 540 python3 scripts/h200_creation.py --budget 520 --timeout 120 --compilation-cache /tmp/jax-cc
+    ;;
+  c)
+    # Issue 17 §3: is the rest of a waited step the dispatch of ~200 buffers? (packed state)
+    part dispatch 200 python3 scripts/h200_dispatch.py
+    # Issue 17 §3: the 20-step loop and 32x512 claims that did not fit last time.
+    part p2 330 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf tests/eqx/test_perf_train_step.py -k "cached" --perf-json="$out/p2.json"
+    ;;
+  *) echo "PARTS must be a, b or c" >&2; exit 2 ;;
+esac

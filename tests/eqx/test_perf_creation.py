@@ -5,13 +5,15 @@ runs at 3, 8 and 24 layers, each sample a fresh `make_module_opt` (a new jitted 
 compiled afresh). What is asserted is the XLA backend compile of those first runs
 (`metric="compile"`): its log-log slope against the layer count must be within `TOLERANCE`
 of 0 (law `constant`). The whole first run is not asserted constant, because it is not: the
-Python work on the per-layer pytree grows ~0.05 s per layer. On the quiet 2-core CI machine the first run read
-2.72 / 3.22 / 3.90 s (slope 0.154, 99% CI 0.055..0.257: inconclusive against 0.2), while the
-compile, which the stacked creation made flat, is what grew 2x before it.
+Python work on the per-layer pytree grew ~0.05 s per layer (measured before the constructor
+was traced once instead of twice; that, with the layers split by one `lax.split`, cut the
+growth's Python calls by 47%: docs/tp-scaling.md). On the quiet 2-core CI machine the first
+run read 2.72 / 3.22 / 3.90 s then (slope 0.154, 99% CI 0.055..0.257: inconclusive against
+0.2), while the compile, which the stacked creation made flat, is what grew 2x before it.
 
 Why `TOLERANCE = 0.2`: measured on the 2-core VM (shared with other jobs), the first-call
-version of this test gave slope 0.36 (99% CI 0.27..0.57; 6.4 s -> 8.4 s -> 13.5 s) with every leaf its own output of the
-jitted creation (the code before it, emulated by one group per leaf as
+version of this test gave slope 0.36 (99% CI 0.27..0.57; 6.4 s -> 8.4 s -> 13.5 s) with every
+leaf its own output of the jitted creation (the code before it, emulated by one group per leaf as
 `scripts/creation_depth.py --outputs per-leaf` does; docs/tp-scaling.md),
 and 0.08 (0.01..0.17; 8.7 s, 8.4 s, 9.7 s) with the leaves of all layers leaving it stacked.
 What remains is Python work on the per-layer pytree (tracing, transforms, AdamW's per-leaf

@@ -106,3 +106,32 @@ def test_indivisible_split_is_an_error(mesh):
             mesh=mesh,
             key=jr.key(0),
         )
+
+
+def test_the_creation_program_already_leaves_each_stack_sharded(mesh, monkeypatch):
+    # The shardings are constraints on the program's outputs (worked out in its one
+    # trace), so the stacks it returns must carry them: were they ignored, the slices
+    # after it would reshard replicated stacks, and each device would have held a full
+    # copy of every layer's weights first.
+    from trainfast.eqx import _tensor_parallel
+
+    seen = []
+    real = _tensor_parallel.unstack_groups
+
+    def spy(outputs, groups, leaf_shardings):
+        for out, g in zip(outputs, groups):
+            want = leaf_shardings[g[0]].spec
+            seen.append((out.sharding.spec, P(None, *want) if len(g) > 1 else want))
+        return real(outputs, groups, leaf_shardings)
+
+    monkeypatch.setattr(_tensor_parallel, "unstack_groups", spy)
+    make_module_opt(
+        lambda k: BertMLM(CONFIG, key=k),
+        optax.adam(1e-3),
+        plan=bert_tp_plan("tp"),
+        mesh=mesh,
+        key=jr.key(0),
+    )
+    assert any("tp" in tuple(want) for _, want in seen)  # the plan shards something
+    for got, want in seen:
+        assert tuple(got) + (None,) * (len(want) - len(got)) == tuple(want), (got, want)

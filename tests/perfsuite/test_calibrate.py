@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite import _calibrate
-from perfsuite._calibrate import SLOWDOWN_ENV, CalibrationConfig, parse_slowdown, slowed
+from perfsuite._calibrate import SLOWDOWN_ENV, parse_slowdown, slowed
 from perfsuite._errors import PerfUsageError
+from perfsuite.calibrate import _gate
+from perfsuite.calibrate._gate import CalibrationConfig
 from perfsuite.cli import main
 
 
@@ -111,4 +112,4 @@ def test_calibrate_runs_sessions_and_removes_its_baseline(pytester, capsys, monk
 def test_calibrate_needs_tests_or_builtin(capsys):
     assert main(["calibrate"]) == 2
     assert "--builtin" in capsys.readouterr().err
-    assert _calibrate.CAUGHT == 0.8
+    assert _gate.CAUGHT == 0.8

@@ -1,4 +1,5 @@
-"""`scripts/calibrate_ab.py`: its workloads are real perf tests with the known extra work.
+"""`perfsuite calibrate ab` (formerly `scripts/calibrate_ab.py`): its workloads are real perf
+tests with the known extra work.
 
 The calibration itself takes an hour and is not part of the tests (docs/calibration-ab.md);
 this checks that what it measures is what it says.
@@ -6,7 +7,6 @@ this checks that what it measures is what it says.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,16 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from perfsuite.calibrate import _ab
+
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def calibrate():
-    spec = importlib.util.spec_from_file_location("calibrate_ab", ROOT / "scripts/calibrate_ab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _ab
 
 
 @pytest.mark.parametrize("workload", ["python", "matmul"])

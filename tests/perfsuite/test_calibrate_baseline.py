@@ -1,7 +1,9 @@
-"""`scripts/calibrate_baseline.py`: its sessions are real gated pytest sessions.
+"""`perfsuite calibrate baseline`: its sessions are real gated pytest sessions.
 
 The calibration itself takes a quarter of an hour (docs/calibration-baseline.md); this runs
-one round of two scenarios and checks that the slowdown it sets is the slowdown measured.
+one round of two scenarios through `scripts/calibrate_baseline.py`, now a wrapper of the
+command (so the wrapper is proven too), and checks that the slowdown it sets is the slowdown
+measured.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Semantics from spd.md: delta identity, all-ones masks reproduce the target, caching."""
+"""Semantics from ../shared/docs/spd.md: delta identity, all-ones masks reproduce the target,
+caching."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 Exact flags: `==` on every logged loss term (and L0), `torch.equal` on every parameter, equal
 tensors in the saved checkpoints and equal eval metrics. Approximate flags: the tolerances of
-spd.md section 5 (fused AdamW params `rtol 1e-6`-ish, compile one-step `rtol 1e-4`, bf16 a loose
-one-step check and no NaNs).
+../shared/docs/spd.md section 5 (fused AdamW params `rtol 1e-6`-ish, compile one-step
+`rtol 1e-4`, bf16 a loose one-step check and no NaNs).
 """
 
 from __future__ import annotations

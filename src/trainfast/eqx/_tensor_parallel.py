@@ -141,14 +141,6 @@ def _axis_size(mesh: Mesh, axis: Any) -> int:
     return int(np.prod([mesh.shape[n] for n in names if n is not None]))
 
 
-def _stand_in(x: Any) -> Any:
-    # Zero-memory numpy view with the right shape and dtype, so a user filter (`wrt`) can
-    # be evaluated on an abstract model without allocating it.
-    if isinstance(x, jax.ShapeDtypeStruct):
-        return np.broadcast_to(np.zeros((), x.dtype), x.shape)
-    return x
-
-
 def make_module_opt(
     build_model: Callable[[PRNGKeyArray], eqx.Module],
     tx: optax.GradientTransformation,
@@ -161,12 +153,15 @@ def make_module_opt(
 ) -> tuple[eqx.Module, Optimizer]:
     """Create a model and its [`Optimizer`][] already sharded over `mesh`.
 
-    `build_model(key)` and `apply_transforms(model, plan)` are first traced abstractly
-    (`eqx.filter_eval_shape`) to learn each array's sharding; then model and optimizer are
-    created by one `jax.jit` with those `out_shardings`, so every device materialises only
-    its shards: there is never a full copy on one device. Optimizer-state leaves that mirror
-    a parameter (e.g. Adam's `mu`, `nu`) are sharded like it (`optax.tree_map_params`); the
-    rest (step counts) is replicated.
+    Model and optimizer are created by one `jax.jit` whose outputs are constrained to their
+    planned shardings, so every device materialises only its shards: there is never a full
+    copy on one device. `build_model(key)`, `apply_transforms(model, plan)` and the
+    optimizer's init are traced once: each array's sharding is worked out inside that
+    trace from the traced shapes (a constraint on an output is the sharding it leaves the
+    program with), not by an abstract trace first, since tracing the per-layer pytree is
+    the part of the first run that grows with depth. Optimizer-state leaves that mirror a
+    parameter (e.g. Adam's `mu`, `nu`) are sharded like it (`optax.tree_map_params`); the
+    rest (step counts) is replicated. `wrt` is evaluated on the traced model.
 
     The compiled creation does not grow with depth: the like leaves of all layers (say every
     `layers.*.attention.query.weight`, and its `mu` and `nu`) leave the program as one
@@ -176,8 +171,8 @@ def make_module_opt(
     of a sharded stack is sharded as planned, so there is still no full copy on one device;
     transiently, while one kind is cut, its bytes exist twice (the peak is the model and
     state plus the largest kind of leaf over all layers). What still grows with depth is the
-    Python work on the per-layer pytree (tracing, transforms, the optimizer's per-leaf init):
-    XLA:CPU, BERT tiny widths, ~0.06 s per layer (docs/tp-scaling.md).
+    Python work on the per-layer pytree (tracing, transforms, the optimizer's per-leaf init),
+    once (docs/tp-scaling.md).
 
     Args:
         build_model: `key -> Module`, traced (must be jittable).
@@ -200,42 +195,53 @@ def make_module_opt(
         model = apply_transforms(build_model(k), plan)
         return model, Optimizer.create(tx, model, wrt=wrt)
 
-    abstract_model, abstract_opt = eqx.filter_eval_shape(create, key)
-    is_sds = lambda x: isinstance(x, jax.ShapeDtypeStruct)  # noqa: E731
-    model_abs_dyn, model_static = eqx.partition(abstract_model, is_sds)
-    state_abs_dyn, state_static = eqx.partition(abstract_opt.state, is_sds)
+    # What the trace learns besides the program: the static parts, how the leaves were
+    # grouped, and each leaf's planned sharding (all Python objects, no tracers).
+    found: dict[str, Any] = {}
 
-    model_sh = module_shardings(model_abs_dyn, mesh)
-    stand_in = jtu.tree_map(_stand_in, abstract_model)
-    params_sh = module_shardings(eqx.filter(stand_in, wrt), mesh)
-    replicated = NamedSharding(mesh, PartitionSpec())
-    state_sh = optax.tree_map_params(
-        tx,
-        lambda _, sharding: sharding,
-        state_abs_dyn,
-        params_sh,
-        transform_non_params=lambda x: None if x is None else replicated,
-        is_leaf=lambda x: x is None,
-    )
-
-    # Like leaves of all layers leave the program as one stacked array each, so its
-    # outputs (and XLA's compile) do not grow with depth; they are cut into the per-layer
-    # leaves right after, each slice sharded as planned (`_stacked`).
-    groups, out_sh, leaf_sh, treedef = group_leaves(
-        (model_abs_dyn, state_abs_dyn), (model_sh, state_sh)
-    )
-
-    @ft.partial(jax.jit, out_shardings=out_sh)
+    @jax.jit
     def create_sharded(k):
         model, opt = create(k)
-        dyn = (eqx.filter(model, eqx.is_array), eqx.filter(opt.state, eqx.is_array))
-        return stack_groups(jtu.tree_leaves(dyn), groups)
+        model_dyn, model_static = eqx.partition(model, eqx.is_array)
+        state_dyn, state_static = eqx.partition(opt.state, eqx.is_array)
+        # The shardings come from the traced shapes, in the one trace the program needs:
+        # tracing the user's constructor (per layer: its initialisers, the transforms,
+        # the optimizer's per-leaf init) is the part of the first run that grows with
+        # depth, and a separate `eval_shape` to learn the shapes first would do it twice.
+        params_sh = module_shardings(eqx.filter(model, opt.wrt), mesh)
+        state_sh = optax.tree_map_params(
+            tx,
+            lambda _, sharding: sharding,
+            state_dyn,
+            params_sh,
+            transform_non_params=lambda x: None if x is None else replicated,
+            is_leaf=lambda x: x is None,
+        )
+        # Like leaves of all layers leave the program as one stacked array each, so its
+        # outputs (and XLA's compile) do not grow with depth; they are cut into the
+        # per-layer leaves right after, each slice sharded as planned (`_stacked`).
+        groups, out_sh, leaf_sh, treedef = group_leaves(
+            (model_dyn, state_dyn), (module_shardings(model_dyn, mesh), state_sh)
+        )
+        found.update(
+            model_static=model_static,
+            state_static=state_static,
+            wrt=opt.wrt,
+            groups=groups,
+            leaf_sh=leaf_sh,
+            treedef=treedef,
+        )
+        stacks = stack_groups(jtu.tree_leaves((model_dyn, state_dyn)), groups)
+        # Constrained, not `out_shardings=`: those would have to be known before the trace.
+        # The constraint on an output is the sharding it leaves the program with.
+        return [jax.lax.with_sharding_constraint(x, sh) for x, sh in zip(stacks, out_sh)]
 
+    replicated = NamedSharding(mesh, PartitionSpec())
     compiled = create_sharded.lower(key).compile(
         compiler_options=None if compiler_options is None else dict(compiler_options)
     )
-    leaves = unstack_groups(compiled(key), groups, leaf_sh)
-    model_dyn, state_dyn = jtu.tree_unflatten(treedef, leaves)
-    model = eqx.combine(model_dyn, model_static)
-    opt = Optimizer(eqx.combine(state_dyn, state_static), tx, abstract_opt.wrt)
+    leaves = unstack_groups(compiled(key), found["groups"], found["leaf_sh"])
+    model_dyn, state_dyn = jtu.tree_unflatten(found["treedef"], leaves)
+    model = eqx.combine(model_dyn, found["model_static"])
+    opt = Optimizer(eqx.combine(state_dyn, found["state_static"]), tx, found["wrt"])
     return model, opt

@@ -1,6 +1,6 @@
 """trainfast.spd: Stochastic Parameter Decomposition training in PyTorch.
 
-A faithful re-implementation of upstream's training step (see `docs/spd.md`) with every
+A faithful re-implementation of upstream's training step (see `../shared/docs/spd.md`) with every
 optimization behind one flag of `Flags`; all flags off is the baseline.
 
 Targets: the registered workloads use random targets (timing only needs shapes);

@@ -1,4 +1,4 @@
-"""Training configuration (SPDConfig, with the defaults and loss terms of spd.md)."""
+"""Training configuration (SPDConfig, with the defaults and loss terms of ../shared/docs/spd.md)."""
 
 from __future__ import annotations
 

@@ -149,8 +149,9 @@ class Flags:
         """Every flag that speeds training up on `device`.
 
         `bf16` is left out unless asked for: on the launch-bound toys it adds cast kernels and
-        is slower (spd.md section 2 measured +13-20%); the LM workloads are GEMM-bound and ask
-        for it (`LMWorkload.fastest_flags`). `cuda_graphs` is included only on CUDA.
+        is slower (../shared/docs/spd.md section 2 measured +13-20%); the LM workloads are
+        GEMM-bound and ask for it (`LMWorkload.fastest_flags`). `cuda_graphs` is included only
+        on CUDA.
         """
         on = {name: True for name in cls.names() if name != "bf16"}
         on["bf16"] = bf16

@@ -157,7 +157,7 @@ def unmasked_recon_loss(ctx: LossContext) -> Tensor:
 
 
 def _pgd(ctx: LossContext, layers: list[str], routing: dict[str, Tensor] | None) -> Tensor:
-    """PGD reconstruction for the `layers` replaced together (see spd.md section 2).
+    """PGD reconstruction for the `layers` replaced together (see ../shared/docs/spd.md section 2).
 
     The adversarial source `a` (`(*batch, C+1)`, or broadcast over the batch when
     `pgd_mask_scope == "shared_across_batch"`) takes `n_steps` signed-gradient ascent steps on

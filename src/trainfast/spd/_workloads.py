@@ -1,5 +1,6 @@
 """The toy workloads: a target model, its data and the SPD config, with upstream's shapes
-(spd.md) — shared by the perf tests, the asv suite and the command line (one copy, here)."""
+(../shared/docs/spd.md) — shared by the perf tests, the asv suite and the command line (one
+copy, here)."""
 
 from __future__ import annotations
 
