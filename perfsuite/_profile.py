@@ -27,25 +27,31 @@ claim is about) and the other `b`: a change is `a - b`. Files are written atomic
 `--perf-profile=failed` (default) profiles after a failing or inconclusive assertion,
 `all` after every assertion, `off` never; `@pytest.mark.perf(profile=...)` overrides it per
 test.
+
+This module decides when and what to profile and writes the artifacts; the profilers are
+`_profilers`, the per-call tables' diff and its text files `_profile_diff`.
 """
 
 from __future__ import annotations
 
-import cProfile
 import json
 import marshal
 import math
 import os
-import re
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._profile_diff import MAX_ROWS, _join, _safe, _table_text, _write_diff
+from ._profile_diff import diff_lines as diff_lines
+from ._profile_diff import rank as rank
+from ._profile_diff import test_folder as test_folder
+from ._profilers import _holds, _host_profile, _jax_profile, _torch_profile
+from ._profilers import host_table as host_table
+from ._profilers import jax_op_table as jax_op_table
 from ._results import write_atomic
 from ._values import ProfileMode, Verdict
 
@@ -59,272 +65,12 @@ PROFILE_S = 0.25
 MIN_CALLS, MAX_CALLS = 3, 200
 #: Diff lines quoted at the end of a failure message.
 TOP_LINES = 3
-#: Rows written per table or diff file (the rest are tiny changes; the pstats file has all).
-MAX_ROWS = 60
-
-
-@dataclass(frozen=True)
-class Row:
-    """One function (or op) on both sides: per-call self time and calls; None = absent."""
-
-    name: str
-    a_self_s: float | None
-    b_self_s: float | None
-    a_calls: float | None
-    b_calls: float | None
-    #: Device time per call (torch CUDA kernels, JAX device ops); None when not measured.
-    a_device_s: float | None = None
-    b_device_s: float | None = None
-
-    @property
-    def delta_s(self) -> float:
-        return (
-            (self.a_self_s or 0.0)
-            + (self.a_device_s or 0.0)
-            - (self.b_self_s or 0.0)
-            - (self.b_device_s or 0.0)
-        )
-
-    @property
-    def delta_calls(self) -> float:
-        return (self.a_calls or 0.0) - (self.b_calls or 0.0)
-
-    def side(self, a: str, b: str) -> str:
-        if self.b_calls is None:
-            return f"only in {a}"
-        if self.a_calls is None:
-            return f"only in {b}"
-        return ""
-
-
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:+.1f} us"
-
-
-def rank(rows: Iterable[Row]) -> list[Row]:
-    """Largest change in (self + device) time per call first, then largest change in calls."""
-    return sorted(rows, key=lambda r: (-abs(r.delta_s), -abs(r.delta_calls), r.name))
-
-
-def diff_lines(rows: list[Row], a: str, b: str, *, what: str) -> list[str]:
-    """One line per row of `rank(rows)`: the change per call, then the name, then the side."""
-    out = []
-    for r in rows:
-        tag = r.side(a, b)
-        line = f"{_us(r.delta_s)}/call {what}, {r.delta_calls:+.3g} calls/call: {r.name}" + (
-            f" [{tag}]" if tag else ""
-        )
-        out.append(line)
-    return out
-
-
-def _join(a: dict[str, tuple], b: dict[str, tuple]) -> list[Row]:
-    rows = []
-    for name in {**a, **b}:
-        ra, rb = a.get(name), b.get(name)
-        rows.append(
-            Row(
-                name,
-                ra[0] if ra else None,
-                rb[0] if rb else None,
-                ra[1] if ra else None,
-                rb[1] if rb else None,
-                ra[2] if ra and len(ra) > 2 else None,
-                rb[2] if rb and len(rb) > 2 else None,
-            )
-        )
-    return rank(rows)
 
 
 def _calls_for(per_call_s: float) -> int:
     if not (math.isfinite(per_call_s) and per_call_s > 0):
         return MIN_CALLS
     return max(MIN_CALLS, min(MAX_CALLS, int(PROFILE_S / per_call_s)))
-
-
-# --------------------------------------------------------------------------- host: cProfile
-
-#: Functions of the profiling loop itself (this module, the profiler's switch): not the
-#: candidate's, so not in a diff.
-_OWN = {"_run_calls", "disable", "enable"}
-
-
-def _host_profile(fn: Callable[[], Any], wait: Callable[[Any], None], n: int) -> cProfile.Profile:
-    prof = cProfile.Profile()
-    prof.enable()
-    try:
-        _run_calls(fn, wait, n)
-    finally:
-        prof.disable()
-    prof.create_stats()
-    return prof
-
-
-def _run_calls(fn: Callable[[], Any], wait: Callable[[Any], None], n: int) -> None:
-    for _ in range(n):
-        wait(fn())
-
-
-def _func_name(key: tuple[str, int, str]) -> str:
-    filename, line, name = key
-    if filename == "~" and line == 0:
-        return name  # a built-in: "<built-in method time.sleep>"
-    return f"{name} ({Path(filename).name}:{line})"
-
-
-def host_table(stats: dict, n: int) -> dict[str, tuple[float, float]]:
-    """`{function: (self seconds per call, calls per call)}` of a `cProfile` stats dict."""
-    out: dict[str, tuple[float, float]] = {}
-    for key, (_cc, nc, tt, _ct, _callers) in stats.items():
-        filename, _line, name = key
-        if (filename == __file__ and name in _OWN) or "_lsprof.Profiler" in name:
-            continue
-        label = _func_name(key)
-        old = out.get(label, (0.0, 0.0))
-        out[label] = (old[0] + tt / n, old[1] + nc / n)
-    return out
-
-
-# --------------------------------------------------------------------------- torch
-
-
-def _holds(output: Any, module: str) -> bool:
-    from .instruments._base import iter_leaves
-
-    return any(type(x).__module__.split(".")[0] == module for x in iter_leaves(output))
-
-
-def _torch_profile(fn: Callable[[], Any], wait: Callable[[Any], None], n: int, trace: Path):
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU]
-    if torch.cuda.is_available():
-        activities.append(ProfilerActivity.CUDA)
-    with profile(activities=activities) as prof:
-        _run_calls(fn, wait, n)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-    tmp = trace.with_name(f".{trace.name}.tmp")
-    prof.export_chrome_trace(str(tmp))
-    os.replace(tmp, trace)
-    table: dict[str, tuple[float, float, float]] = {}
-    for e in prof.key_averages():
-        device_us = getattr(e, "self_device_time_total", None)
-        if device_us is None:
-            device_us = getattr(e, "self_cuda_time_total", 0.0)
-        table[e.key] = (e.self_cpu_time_total * 1e-6 / n, e.count / n, device_us * 1e-6 / n)
-    return table
-
-
-# --------------------------------------------------------------------------- JAX
-
-
-def _jax_profile(
-    fn: Callable[[], Any], wait: Callable[[Any], None], n: int, folder: Path
-) -> dict[str, tuple[float, float, float]] | None:
-    import jax
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        with jax.profiler.trace(str(tmp), create_perfetto_trace=True):
-            _run_calls(fn, wait, n)
-        # Keep the trace files flat in one folder (jax nests them under a timestamp).
-        keep = Path(tempfile.mkdtemp(prefix=f".{folder.name}.keep.", dir=folder.parent))
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                os.replace(f, keep / f.name)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(keep, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    pbs = sorted(folder.glob("*.xplane.pb"))
-    if not pbs:
-        return None
-    try:
-        return jax_op_table(pbs[0], n)
-    except Exception:  # an XProf format this jax cannot read back: the trace stays
-        return None
-
-
-def jax_op_table(path: Path, n: int) -> dict[str, tuple[float, float, float]]:
-    """`{op: (0, count per call, device seconds per call)}` from an `.xplane.pb` file.
-
-    Device planes (`/device:GPU:0`, TPU) give their `XLA Ops` line (or every line when there
-    is none); on CPU, where XLA runs on the host, the XLA client's threads (`tf_XLA...`)
-    give the ops, without the thread pool's own markers.
-    """
-    import jax
-
-    data = jax.profiler.ProfileData.from_file(str(path))
-    table: dict[str, list[float]] = {}
-
-    def add(events: Iterable[Any]) -> None:
-        for e in events:
-            name = e.name
-            # The CPU runtime's own markers (its thread pool waiting, the executor's wait
-            # for completion) overlap the ops they wait for: not ops.
-            if name.startswith(("end: ", "ThreadpoolListener", "ThunkExecutor")) or (
-                "ThreadPool" in name
-            ):
-                continue
-            row = table.setdefault(name, [0.0, 0.0])
-            row[0] += 1
-            row[1] += e.duration_ns * 1e-9
-
-    device = [p for p in data.planes if p.name.startswith("/device:")]
-    for plane in device:
-        lines = list(plane.lines)
-        ops = [ln for ln in lines if ln.name == "XLA Ops"] or lines
-        for ln in ops:
-            add(ln.events)
-    if not device:
-        for plane in data.planes:
-            if plane.name.startswith("/host:CPU"):
-                for ln in plane.lines:
-                    if "XLA" in ln.name:
-                        add(ln.events)
-    return {k: (0.0, v[0] / n, v[1] / n) for k, v in table.items()}
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", text).strip("_")[:150] or "test"
-
-
-def test_folder(results_dir: Path, nodeid: str) -> Path:
-    """`.perf/profiles/<test>/`: the node id made a file name (`::`, `/`, `[` become `_`)."""
-    return results_dir / "profiles" / _safe(nodeid)
-
-
-def _table_text(table: dict[str, tuple], title: str, what: str) -> str:
-    rows = sorted(table.items(), key=lambda kv: -(kv[1][0] + (kv[1][2] if len(kv[1]) > 2 else 0)))
-    lines = [
-        title,
-        f"{'self ' + what + ' us/call':>18} {'device us/call':>15} {'calls/call':>11}  name",
-    ]
-    for name, v in rows[:MAX_ROWS]:
-        device = f"{v[2] * 1e6:15.1f}" if len(v) > 2 else f"{'-':>15}"
-        lines.append(f"{v[0] * 1e6:18.1f} {device} {v[1]:11.3g}  {name}")
-    return "\n".join(lines) + "\n"
-
-
-def _write_diff(path: Path, rows: list[Row], a: str, b: str, what: str, header: str) -> list[str]:
-    lines = diff_lines(rows, a, b, what=what)
-    by_calls = sorted(rows, key=lambda r: (-abs(r.delta_calls), -abs(r.delta_s), r.name))
-    text = [
-        header,
-        f"change per call, {a} - {b}; ranked by change in time, then in calls:",
-        *lines[:MAX_ROWS],
-        "",
-        "ranked by change in calls:",
-        *[ln for ln in diff_lines(by_calls, a, b, what=what)[:MAX_ROWS]],
-    ]
-    write_atomic(path, "\n".join(text) + "\n")
-    return lines
 
 
 @dataclass

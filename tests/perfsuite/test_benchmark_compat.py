@@ -312,7 +312,7 @@ def test_which_fixture_wins(pytester, run_perf):
     bench_json = pytester.path / "bench.json"
     result, doc = run_perf(*args, "--benchmark-min-rounds=12", f"--benchmark-json={bench_json}")
     result.assert_outcomes(passed=1)
-    assert "FIXTURE perfsuite._benchmark_compat" in result.stdout.str()
+    assert "FIXTURE perfsuite._benchmark_fixture" in result.stdout.str()
     (m,) = doc["measurements"]
     assert m["id"] == "test_which.py::test_which::benchmark"
     # pytest-benchmark's own options, parsed by it, read by perfsuite: 12 rounds first, then

@@ -475,7 +475,7 @@ def test_ab_report_lists_count_changes():
 
 
 def test_hlo_stats_count_the_entry_computation_and_fusions():
-    from perfsuite._counts import _hlo_stats
+    from perfsuite._counts_jax import _hlo_stats
 
     text = """%fc (x: f32[2]) -> f32[2] {
   %x = f32[2]{0} parameter(0)
@@ -525,7 +525,7 @@ _H200_GEMM = (
 
 
 def test_the_h200_gemm_counts_its_flops_and_dtype():
-    from perfsuite._counts import _hlo_stats
+    from perfsuite._counts_jax import _hlo_stats
 
     _, _, dtypes, flops, tf32 = _hlo_stats(_H200_GEMM)
     assert (dict(dtypes), flops, tf32) == ({"bf16": 1}, 2 * 8192**3, False)
@@ -534,7 +534,7 @@ def test_the_h200_gemm_counts_its_flops_and_dtype():
 
 
 def test_matmul_flops_are_read_off_dots_and_library_gemms():
-    from perfsuite._counts import _hlo_stats
+    from perfsuite._counts_jax import _hlo_stats
 
     dot = (
         "  %dot.3 = f32[4,64,32]{2,1,0} dot(f32[4,64,128]{2,1,0} %a, f32[4,128,32]{2,1,0} %b), "

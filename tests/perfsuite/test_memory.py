@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from perfsuite import _memory
+from perfsuite import _memory_sources
 from perfsuite._errors import PerfUsageError
 from perfsuite._memory import (
     HOST_RSS_SLACK_BYTES,
@@ -31,7 +31,7 @@ MiB = 2**20
 #: one maps fresh pages the RSS sees; smaller blocks may be recycled from the heap without the
 #: kernel, and then read 0 (docs/calibration-memory.md).
 host = pytest.mark.skipif(
-    not _memory._HostRss.available(), reason="needs /proc/self/clear_refs (Linux)"
+    not _memory_sources._HostRss.available(), reason="needs /proc/self/clear_refs (Linux)"
 )
 
 
@@ -465,7 +465,7 @@ def test_jax_device_peak_is_exact_below_an_earlier_mark_thanks_to_the_ballast(
     (100 MiB of a 200 MiB device) it is the upper bound, 100 MiB, and says so."""
     jnp = pytest.importorskip("jax.numpy")
     dev = _FakeDevice(limit)
-    monkeypatch.setattr(_memory, "_jax_device_stats", lambda: [dev.stats()])
+    monkeypatch.setattr(_memory_sources, "_jax_device_stats", lambda: [dev.stats()])
     monkeypatch.setattr(jnp, "zeros", lambda shape, dtype, device=None: _FakeBuffer(dev, shape[0]))
     dev.alloc(100 * MiB)
     dev.free(100 * MiB)  # the earlier call: a mark of 100 MiB, nothing left in use
@@ -474,7 +474,7 @@ def test_jax_device_peak_is_exact_below_an_earlier_mark_thanks_to_the_ballast(
         tmp = _FakeBuffer(dev, 10 * MiB)
         del tmp
 
-    src = _memory._JaxDevice()
+    src = _memory_sources._JaxDevice()
     src.begin()
     call()
     stats = src.end()
