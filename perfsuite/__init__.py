@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._errors import PerfError as PerfError
     from ._errors import PerfFailure as PerfFailure
     from ._errors import PerfInconclusive as PerfInconclusive
+    from ._errors import PerfKeyError as PerfKeyError
     from ._errors import PerfUsageError as PerfUsageError
     from ._errors import PerfWarning as PerfWarning
     from ._errors import SchemaError as SchemaError
@@ -44,6 +45,7 @@ _EXPORTS = {
     "PerfError": "._errors",
     "PerfFailure": "._errors",
     "PerfInconclusive": "._errors",
+    "PerfKeyError": "._errors",
     "PerfUsageError": "._errors",
     "PerfWarning": "._errors",
     "SchemaError": "._errors",

@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ._errors import PerfUsageError
+from ._errors import PerfKeyError, PerfUsageError
 
 
 class BenchmarkStats:
@@ -71,7 +71,7 @@ class BenchmarkStats:
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.fields and key != "iterations":
-            raise KeyError(f"{key!r} is not a benchmark statistic; known: {list(self.fields)}.")
+            raise PerfKeyError(f"{key!r} is not a benchmark statistic; known: {list(self.fields)}.")
         return getattr(self, key)
 
     def as_dict(self) -> dict[str, Any]:

@@ -176,7 +176,7 @@ def measure_counts(
     call's work (default: the instrument its output selects).
     """
     if not callable(fn):
-        raise TypeError(f"`fn` must be a callable taking no arguments, got {fn!r}.")
+        raise PerfUsageError(f"`fn` must be a callable taking no arguments, got {fn!r}.")
     info: dict[str, Any] = {}
     notes: list[str] = []
     wait = wait or _wait
@@ -216,7 +216,7 @@ def count_call(
 ) -> Counts:
     """`perf.counts`: one first call (compiles, left out), then the counted calls."""
     if not callable(fn):
-        raise TypeError(f"`fn` must be a callable taking no arguments, got {fn!r}.")
+        raise PerfUsageError(f"`fn` must be a callable taking no arguments, got {fn!r}.")
     with lock():
         before()
         _wait(fn())

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import PerfFailure, PerfUsageError
+from ._errors import PerfFailure, PerfKeyError, PerfUsageError
 
 
 #: Every counter: what it counts (its unit is a count of that).
@@ -71,7 +71,7 @@ class Counts(Mapping):
     def __getitem__(self, key: str) -> int:
         values = self.first
         if key not in values:
-            raise KeyError(
+            raise PerfKeyError(
                 f"no counter {key!r} was measured; measured: {sorted(values)} (each counter "
                 "needs its framework loaded: see perfsuite._counts.COUNTERS)."
             )

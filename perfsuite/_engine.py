@@ -53,7 +53,7 @@ from ._candidate import TAIL_QUANTILES as TAIL_QUANTILES
 from ._candidate import Candidate as Candidate
 from ._candidate import tails_of as tails_of
 from ._compile import compile_log
-from ._errors import PerfWarning
+from ._errors import PerfUsageError, PerfWarning
 from ._memory import measure_call
 from ._reference import thread_clock
 from ._settings import Settings
@@ -152,7 +152,7 @@ class Engine:
     def prepare(self, name: str, fn: Callable[[], Any], instrument: str | None) -> Candidate:
         """First call (kept apart: it includes tracing/compilation), warm-up and calibration."""
         if not callable(fn):
-            raise TypeError(f"`{name}` must be a callable taking no arguments, got {fn!r}.")
+            raise PerfUsageError(f"`{name}` must be a callable taking no arguments, got {fn!r}.")
         self.before_round()  # under `perfsuite ab`: the partner waits while we compile/warm up
         with compile_log() as first_log:
             start = time.perf_counter()

@@ -31,6 +31,17 @@ class PerfUsageError(PerfError, ValueError):
     """A perf test used the API wrongly (bad argument, unready outputs, unknown name)."""
 
 
+class PerfKeyError(PerfUsageError, KeyError):
+    """A name a mapping of perfsuite's does not hold (a counter, a benchmark statistic).
+
+    Also a `KeyError`, as a mapping's missing key must be (`in`, `.get` and callers' own
+    `except KeyError` rely on it); shown with its message, not the message's repr.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class SchemaError(PerfError, ValueError):
     """A results or baseline file is unreadable, corrupted, or of another schema version."""
 
@@ -54,6 +65,7 @@ for _cls in (
     PerfFailure,
     PerfInconclusive,
     PerfUsageError,
+    PerfKeyError,
     SchemaError,
     AbError,
     AsvExportError,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ._errors import PerfUsageError
 from ._settings import STATISTICS, Settings
 from ._values import FailExpr as FailExpr
 from ._values import MarkerKey, ProfileMode, parse_percent, words
@@ -266,7 +267,7 @@ class PerfMarkerOptions:
         if marker is None:
             return cls()
         if marker.args:
-            raise ValueError(
+            raise PerfUsageError(
                 f"perf marker takes keyword arguments only (budget, rounds, instrument, "
                 f"statistic, profile), "
                 f"got positional {marker.args!r}."
@@ -274,34 +275,34 @@ class PerfMarkerOptions:
         known = set(words(MarkerKey))
         unknown = sorted(set(marker.kwargs) - known)
         if unknown:
-            raise ValueError(
+            raise PerfUsageError(
                 f"perf marker got unknown keyword argument(s) {unknown}; known: {sorted(known)}."
             )
         budget = marker.kwargs.get("budget")
         if budget is not None and not (
             isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0
         ):
-            raise ValueError(
+            raise PerfUsageError(
                 f"perf marker `budget` must be a positive number of seconds, got {budget!r}."
             )
         rounds = marker.kwargs.get("rounds")
         if rounds is not None and not (
             isinstance(rounds, int) and not isinstance(rounds, bool) and rounds >= 2
         ):
-            raise ValueError(f"perf marker `rounds` must be an integer >= 2, got {rounds!r}.")
+            raise PerfUsageError(f"perf marker `rounds` must be an integer >= 2, got {rounds!r}.")
         instrument = marker.kwargs.get("instrument")
         if instrument is not None and instrument not in instrument_names():
-            raise ValueError(
+            raise PerfUsageError(
                 f"perf marker `instrument` must be one of {instrument_names()}, got {instrument!r}."
             )
         statistic = marker.kwargs.get("statistic")
         if statistic is not None and statistic not in STATISTICS:
-            raise ValueError(
+            raise PerfUsageError(
                 f"perf marker `statistic` must be one of {list(STATISTICS)}, got {statistic!r}."
             )
         profile = marker.kwargs.get("profile")
         if profile is not None and profile not in words(ProfileMode):
-            raise ValueError(
+            raise PerfUsageError(
                 f"perf marker `profile` must be one of {words(ProfileMode)}, got {profile!r}."
             )
         return cls(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._errors import PerfUsageError
 from ._values import Statistic, words
 
 
@@ -16,7 +17,7 @@ STATISTICS = tuple(words(Statistic))
 def check_statistic(value: object, arg: str = "statistic") -> str:
     """`value` if it names a statistic, else a `ValueError` naming `arg` and the choices."""
     if value not in STATISTICS:
-        raise ValueError(f"`{arg}` must be one of {list(STATISTICS)}, got {value!r}.")
+        raise PerfUsageError(f"`{arg}` must be one of {list(STATISTICS)}, got {value!r}.")
     return value  # type: ignore[return-value]
 
 

@@ -81,3 +81,19 @@ def test_the_error_module_imports_nothing(module):
     imports = [n for n in ast.walk(ast.parse(src)) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert [getattr(n, "module", None) for n in imports] == ["__future__"]
     assert module in sys.modules
+
+
+def test_a_missing_key_is_a_usage_error_and_a_key_error_shown_as_its_message() -> None:
+    from perfsuite import PerfKeyError, PerfUsageError
+    from perfsuite._counts_model import Counts
+
+    counts = Counts(({"python_calls": 3},))
+    with pytest.raises(PerfKeyError) as info:
+        counts["bogus"]
+    assert isinstance(info.value, KeyError)
+    assert isinstance(info.value, PerfUsageError)
+    assert str(info.value).startswith("no counter 'bogus' was measured")  # not its repr
+    assert type(info.value).__module__ == "perfsuite"
+    # A Mapping's `in` and `.get` rely on the KeyError.
+    assert "bogus" not in counts
+    assert counts.get("bogus") is None
