@@ -60,58 +60,10 @@ QUIET_CORES = 0.25
 # Two workloads of known cost, linear in their length: an interpreter-bound loop (its speed
 # depends on where a process's objects land in memory, so it varies most between processes)
 # and a chain of float64 matrix products (BLAS on one thread).
-TESTS = """\
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np
-import pytest
+# Both workloads' tests, after a header that defines `X` and `W` (and imports `pytest`).
+_BODY = """
 
 SLOWDOWN = float(os.environ.get("PERF_CALIB_SLOWDOWN", "1"))
-A = np.random.default_rng(0).standard_normal((64, 64))
-B = np.random.default_rng(1).standard_normal((64, 64)) / 8
-
-
-def loop(n):
-    s = 0
-    for i in range(n):
-        s += i
-    return s
-
-
-def chain(n):
-    x = A
-    for _ in range(n):
-        x = x @ B
-    return x
-
-
-@pytest.mark.perf
-def test_loop(perf):
-    n = int(round({loop_n} * SLOWDOWN))
-    perf.measure(lambda: loop(n), name="loop")
-
-
-@pytest.mark.perf
-def test_chain(perf):
-    n = int(round({chain_n} * SLOWDOWN))
-    perf.measure(lambda: chain(n), name="chain")
-"""
-
-
-# The device case (`--workload torch-cuda`, scripts/h200_gate.py): a chain of bf16 matrix
-# products on the GPU, timed by the torch-cuda instrument, beside the host loop. The device
-# series must be judged on raw times (its time does not follow the host's speed).
-TESTS_TORCH = """\
-import os
-
-import pytest
-import torch
-
-SLOWDOWN = float(os.environ.get("PERF_CALIB_SLOWDOWN", "1"))
-X = torch.randn(2048, 2048, device="cuda", dtype=torch.bfloat16)
-W = torch.randn(2048, 2048, device="cuda", dtype=torch.bfloat16) / 64
 
 
 def loop(n):
@@ -139,6 +91,38 @@ def test_chain(perf):
     n = int(round({chain_n} * SLOWDOWN))
     perf.measure(lambda: chain(n), name="chain")
 """
+
+TESTS = (
+    """\
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+
+X = np.random.default_rng(0).standard_normal((64, 64))
+W = np.random.default_rng(1).standard_normal((64, 64)) / 8
+"""
+    + _BODY
+)
+
+
+# The device case (`--workload torch-cuda`, scripts/h200_gate.py): a chain of bf16 matrix
+# products on the GPU, timed by the torch-cuda instrument, beside the host loop. The device
+# series must be judged on raw times (its time does not follow the host's speed).
+TESTS_TORCH = (
+    """\
+import os
+
+import pytest
+import torch
+
+X = torch.randn(2048, 2048, device="cuda", dtype=torch.bfloat16)
+W = torch.randn(2048, 2048, device="cuda", dtype=torch.bfloat16) / 64
+"""
+    + _BODY
+)
 WORKLOADS = {"cpu": TESTS, "torch-cuda": TESTS_TORCH}
 
 
