@@ -36,8 +36,10 @@ Known inaccuracies (counts are gated as counts, not as truths about the hardware
   on some backends. `bytes_accessed` is the model's operand+output bytes per HLO op, not
   DRAM traffic (fusion and caches change the truth).
 - `FlopCounterMode` counts only ops with a FLOP formula (matmuls, convolutions, attention);
-  elementwise work counts 0. It counts what is dispatched, so a `torch.compile`d region is
-  counted as the ops it traced.
+  elementwise work counts 0. A `torch.compile`d region is counted as the eager program it
+  compiles (its aten ops and FLOPs, run once under the `force_eager` stance so the compiled
+  code stays in use afterwards); `cuda_kernels` is read in a separate call, compiled, so it
+  sees inductor's fused kernels.
 - `hlo_instructions` counts an entry computation's instructions, parameters and tuples
   included; a fusion is one instruction (about one kernel on GPU), a `while` one instruction.
 

@@ -52,7 +52,7 @@ def _torch_work() -> Iterator[dict[str, Any] | None]:
 
     flops = FlopCounterMode(display=False)
     aten = AtenCounter()
-    with flops, aten:
+    with _eager_stance(torch), flops, aten:
         yield out
     out["torch_flops"] = int(flops.get_total_flops())
     out["aten_ops"] = aten.ops
@@ -63,13 +63,31 @@ def _torch_work() -> Iterator[dict[str, Any] | None]:
     )
 
 
+def _eager_stance(torch: Any) -> contextlib.AbstractContextManager:
+    """Run `torch.compile`d frames eagerly inside the block, and only there.
+
+    A compiled frame called while a `TorchDispatchMode` is active falls back to eager, and
+    Dynamo keeps that choice: every later call of it ran eagerly too (seen on the CPU with
+    torch 2.13, and on the H200 as SPD `compile` reading eager's 1119 kernels per step). The
+    engine counts a candidate before its timed rounds, so a compiled candidate was timed
+    uncompiled. Under the `force_eager` stance Dynamo does not look at the frame at all, so
+    nothing is cached and the compiled code runs again afterwards. The counters then see
+    the eager program's aten ops and FLOPs, which is what they can count: inductor's fused
+    kernels are not dispatched ops.
+    """
+    compiler = getattr(torch, "compiler", None)
+    set_stance = getattr(compiler, "set_stance", None)
+    if set_stance is None:  # torch < 2.6: no stances (and no way to keep the frame compiled)
+        return contextlib.nullcontext()
+    return set_stance("force_eager")
+
+
 @contextlib.contextmanager
 def _cuda_kernels() -> Iterator[dict[str, int] | None]:
     """CUDA kernels launched in the block (the profiler's kernel events); None without CUDA.
 
-    A reading of its own, without the dispatch modes of `_torch_work`: with a
-    `TorchDispatchMode` active, a `torch.compile`d function runs eagerly (its kernels read as
-    eager's: 1119 for SPD resid_mlp3 compiled and eager alike on the H200).
+    A reading of its own, without the dispatch modes of `_torch_work` (under which a
+    `torch.compile`d function runs eagerly), so a compiled call's kernels are inductor's.
     """
     torch = sys.modules.get("torch")
     if torch is None or not (torch.cuda.is_available() and torch.cuda.is_initialized()):
