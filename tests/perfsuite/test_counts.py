@@ -186,6 +186,19 @@ def test_roofline_on_a_known_device_and_an_unknown_one(monkeypatch):
     assert _roofline.roofline({"values": {"python_calls": 3}}, 1e-3) is None
 
 
+def test_model_bytes_above_the_bandwidth_are_said_to_be_an_upper_bound(monkeypatch):
+    # H200, BERT-base 1x8 train step: XLA's bytes_accessed over the step's time read 7.88 TB/s,
+    # "164% of bw" with nothing beside it, as if the step beat the HBM.
+    counts = {"values": {"xla_flops": 3.06e10, "xla_bytes_accessed": 4.87e10}, "info": {}}
+    monkeypatch.setattr(_roofline, "current_device", lambda framework: "NVIDIA H200")
+    r = _roofline.roofline(counts, 6.18e-3)
+    assert r["bandwidth_utilisation"] == pytest.approx(4.87e10 / 6.18e-3 / 4.8e12)
+    assert "not DRAM bytes" in r["bytes_note"]
+    assert "of bw model bytes, above peak" in _roofline.words(r)
+    below = _roofline.roofline(counts, 6.18e-2)
+    assert "bytes_note" not in below and "above peak" not in _roofline.words(below)
+
+
 def test_roofline_takes_perfsuites_matmul_count_where_xla_reads_a_gemm_as_nothing(monkeypatch):
     # The H200 defect: an 8192^3 bf16 matmul, XLA's cost model 0 FLOPs, 1.756 ms a call.
     counts = {
