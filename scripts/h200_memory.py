@@ -125,6 +125,28 @@ def part_jax() -> None:
     RESULTS["jax"] = rows
 
 
+#: `--bert-rows`: the (batch, dispatch, donate) rows of the `bert` part, all by default.
+BERT_ROWS = [
+    (b, d, don)
+    for b in ("1x8", "32x512")
+    for d, don in (("cached", True), ("cached", False), ("filter_jit", True),
+                   ("partition", True), ("jit", True))
+]  # fmt: skip
+
+
+def parse_bert_rows(text: str) -> list[tuple[str, str, bool]]:
+    """`32x512:jit,1x8:cached:nodonate` -> rows; every name checked against BERT_ROWS."""
+    rows = []
+    for item in text.split(","):
+        batch, dispatch, *rest = item.split(":")
+        row = (batch, dispatch, rest != ["nodonate"])
+        if row not in BERT_ROWS or rest not in ([], ["nodonate"]):
+            raise SystemExit(f"--bert-rows: {item!r} is not one of BATCH:DISPATCH[:nodonate], "
+                             f"e.g. 32x512:filter_jit")
+        rows.append(row)
+    return rows
+
+
 def part_bert(budget: float) -> None:
     import equinox as eqx
     import jax
@@ -144,12 +166,7 @@ def part_bert(budget: float) -> None:
     rows = []
     # Every dispatcher with donation (the default); donation off for `cached` (the claim is
     # about donation, which every dispatcher implements the same way).
-    configs = [
-        (b, d, don)
-        for b in ("1x8", "32x512")
-        for d, don in (("cached", True), ("cached", False), ("filter_jit", True),
-                       ("partition", True), ("jit", True))
-    ]  # fmt: skip
+    configs = BERT_ROWS
     config = BertConfig.tiny(2) if SMOKE else BertConfig()
     for bshape, dispatch, donate in configs:
         if left(budget) < 25:
@@ -233,9 +250,14 @@ def main() -> int:
     p.add_argument("--budget-s", type=float, default=220.0)
     p.add_argument("--json", default=None)
     p.add_argument("--smoke", action="store_true", help="tiny sizes (a CPU check of the script)")
+    p.add_argument(
+        "--bert-rows", default=None, help="only these bert rows, e.g. 32x512:jit,1x8:cached:nodonate"
+    )
     args = p.parse_args()
-    global SMOKE
+    global SMOKE, BERT_ROWS
     SMOKE = args.smoke
+    if args.bert_rows:
+        BERT_ROWS = parse_bert_rows(args.bert_rows)
     parts = args.parts.split(",")
     print(f"# h200_memory: parts {parts}, budget {args.budget_s:g} s")
     for name in parts:
