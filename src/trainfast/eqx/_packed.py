@@ -10,11 +10,17 @@ fuses into their consumers), and gradients come back as one vector per dtype, so
 created on the packed model updates each dtype's parameters in one fused pass, without
 `optax.flatten`.
 
+Measured on one H200 (BERT-base 12L-768H, 1x8, unrolled, fused AdamW, `cached`; 205 state
+buffers unpacked, 4 packed): 5.59 -> 4.18 ms per waited step, 3.82 -> 3.58 ms per step back
+to back (docs/train-step-h200.md; the runtime there pays ~4.4 us per donated buffer). On
+XLA:CPU it made no difference.
+
 `Packed.of(model, wrt)` packs the `wrt` leaves (default: floating-point arrays); every other
 leaf stays where it is (`rest`). Optimise the packed model with the filter it was packed with
 in mind: `Optimizer.create(tx, packed)` with the default filter optimises the buffers and any
 floating-point array left in `rest`. A buffer cannot be sharded like the leaves it holds, so
-`Packed` is for one device (or replicated data parallelism), not for tensor-parallel plans. `packed.unpack()` is the model again, bit for bit: inside a jitted
+`Packed` is for one device (or replicated data parallelism), not for tensor-parallel plans.
+`packed.unpack()` is the model again, bit for bit: inside a jitted
 step (traced, fused) or outside it (one small program per call; use it for evaluation or a
 checkpoint, not per step). Any of the three dispatchers of [`make_train_step`][] takes a
 `Packed` as its model: `make_train_step(lambda p, *a: loss_fn(p.unpack(), *a))`.
