@@ -141,8 +141,10 @@ def parse_bert_rows(text: str) -> list[tuple[str, str, bool]]:
         batch, dispatch, *rest = item.split(":")
         row = (batch, dispatch, rest != ["nodonate"])
         if row not in BERT_ROWS or rest not in ([], ["nodonate"]):
-            raise SystemExit(f"--bert-rows: {item!r} is not one of BATCH:DISPATCH[:nodonate], "
-                             f"e.g. 32x512:filter_jit")
+            raise SystemExit(
+                f"--bert-rows: {item!r} is not one of BATCH:DISPATCH[:nodonate], "
+                f"e.g. 32x512:filter_jit"
+            )
         rows.append(row)
     return rows
 
@@ -251,7 +253,9 @@ def main() -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--smoke", action="store_true", help="tiny sizes (a CPU check of the script)")
     p.add_argument(
-        "--bert-rows", default=None, help="only these bert rows, e.g. 32x512:jit,1x8:cached:nodonate"
+        "--bert-rows",
+        default=None,
+        help="only these bert rows, e.g. 32x512:jit,1x8:cached:nodonate",
     )
     args = p.parse_args()
     global SMOKE, BERT_ROWS
