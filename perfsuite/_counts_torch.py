@@ -75,6 +75,12 @@ def _eager_stance(torch: Any) -> contextlib.AbstractContextManager:
     the eager program's aten ops and FLOPs, which is what they can count: inductor's fused
     kernels are not dispatched ops.
     """
+    # Nothing can have been compiled before Dynamo is imported, and `set_stance` would import
+    # it: seconds of import inside a reading, and under pytester's in-process runs (which
+    # drop modules first imported inside them) a second import that breaks torch for the
+    # rest of the process ("Only a single TORCH_LIBRARY can be used to register ...").
+    if "torch._dynamo" not in sys.modules:
+        return contextlib.nullcontext()
     compiler = getattr(torch, "compiler", None)
     set_stance = getattr(compiler, "set_stance", None)
     if set_stance is None:  # torch < 2.6: no stances (and no way to keep the frame compiled)

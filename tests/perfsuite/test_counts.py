@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -145,6 +147,24 @@ def test_counting_a_compiled_function_leaves_it_compiled():
     counts = measure_counts(lambda: compiled(x))
     assert counts["aten_ops"] == 10  # the eager program's ops: 3 x (sin, mul, add) + sum
     assert _compiled_regions(torch, lambda: compiled(x)) == 1, "counting left it eager"
+
+
+def test_counting_with_torch_loaded_does_not_import_dynamo():
+    # The stance that keeps compiled frames compiled imports Dynamo when it is first asked
+    # for: inside a pytester run that import was undone afterwards, and the next one broke
+    # torch for the whole session (CI: ~300 tests failed after the first counted candidate).
+    pytest.importorskip("torch")
+    code = (
+        "import sys, torch\n"
+        "from perfsuite._counts import measure_counts\n"
+        "c = measure_counts(lambda: sum(range(10)))\n"
+        "print('torch._dynamo' in sys.modules, sorted(c))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split(" ", 1)
+    assert out[0] == "False", f"counting imported torch._dynamo: {out}"
+    assert "torch_compiles" not in out[1]  # both readings alike: no key appears in the second
 
 
 def test_assert_counts_no_more():
