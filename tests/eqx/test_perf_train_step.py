@@ -26,7 +26,9 @@ ON_CPU = jax.default_backend() == "cpu"
 #: `cached` over `filter_jit`: per waited step, and in the 20-step loop. On an accelerator
 #: BERT-base is unrolled and its update fused (`flatten=True`, one update kernel instead of
 #: one per leaf), so the step is close to the device's floor and dispatch is what is left;
-#: the targets are the issue's (H200 before: 1.95x and 2.19x with scanned layers).
+#: the targets are the issue's (H200 before: 1.95x and 2.19x with scanned layers; unrolled and
+#: fused, 2026-12-02: 2.3x per waited step, fails; ~2.1x in the loop. The donated `jax.jit`
+#: reference is itself only ~2.1x faster than `filter_jit` there: docs/train-step-h200.md).
 STEP_SPEEDUP, LOOP_SPEEDUP = (1.3, 2.0) if ON_CPU else (2.5, 3.0)
 
 
