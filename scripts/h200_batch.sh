@@ -4,7 +4,7 @@
 #   PARTS=a bash scripts/h200_batch.sh   # call 1 (~9 min): memory rows, SPD kernel counts, CUDA tests
 #   PARTS=b bash scripts/h200_batch.sh   # call 2 (~9 min): seed 001's creation table (issue 17 §2)
 #   PARTS=c bash scripts/h200_batch.sh   # call 3 (~9 min): dispatch vs buffers, P2 on unrolled BERT-base (17 §3)
-#   PARTS=d bash scripts/h200_batch.sh   # call 4 (~7 min): what a, c left (32x512 memory rows, the P2 loop test)
+#   PARTS=d bash scripts/h200_batch.sh   # call 4 (~9 min): what a, c left (32x512 memory rows and packed state, the P2 loop test)
 # Each part has its own time limit so one slow part cannot starve the others.
 set -u
 out=${OUT:-/tmp/h200-out}
@@ -41,6 +41,8 @@ case "${PARTS:-a}" in
   d)
     # Issue 14: the 32x512 memory rows the first call's budget cut (each dispatcher compiles ~25 s).
     part memory-32x512 200 python3 scripts/h200_memory.py --parts bert --budget-s 190 --bert-rows 32x512:filter_jit,32x512:partition,32x512:jit --json "$out/memory-32x512.json"
+    # Issue 17 §3: packed state at 32x512 (part c's 200 s ended before it).
+    part dispatch-32x512 150 python3 scripts/h200_dispatch.py --no-buffers --shapes 32x512
     # Issue 17 §3: the 20-step loop test (`-k cached` in part c does not select it).
     part p2-loop 220 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf tests/eqx/test_perf_train_step.py -k "loop" --perf-json="$out/p2-loop.json"
     ;;

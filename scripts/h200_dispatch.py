@@ -104,15 +104,24 @@ def bert_part(config: BertConfig, batch: int, seq: int) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiny", action="store_true", help="tiny BERT widths (a CPU check)")
+    p.add_argument(
+        "--shapes", default="1x8,32x512", help="BERT batch x seq shapes, e.g. 32x512 (default both)"
+    )
+    p.add_argument("--no-buffers", action="store_true", help="skip the per-buffer table")
     args = p.parse_args()
+    try:
+        shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+        if any(len(s) != 2 or min(s) < 1 for s in shapes):
+            raise ValueError
+    except ValueError:
+        p.error(f"--shapes: {args.shapes!r} is not BATCHxSEQ[,BATCHxSEQ...], e.g. 1x8,32x512")
     dev = jax.devices()[0]
     print(f"# {dev.device_kind} ({dev.platform}), jax {jax.__version__}")
-    buffers_part()
-    if args.tiny:
-        bert_part(BertConfig.tiny(12, dropout=0.0), 1, 8)
-    else:
-        bert_part(BertConfig(), 1, 8)
-        bert_part(BertConfig(), 32, 512)
+    if not args.no_buffers:
+        buffers_part()
+    config = BertConfig.tiny(12, dropout=0.0) if args.tiny else BertConfig()
+    for batch, seq in shapes:
+        bert_part(config, batch, seq)
     return 0
 
 
