@@ -81,8 +81,7 @@ def _eager_stance(torch: Any) -> contextlib.AbstractContextManager:
     # rest of the process ("Only a single TORCH_LIBRARY can be used to register ...").
     if "torch._dynamo" not in sys.modules:
         return contextlib.nullcontext()
-    compiler = getattr(torch, "compiler", None)
-    set_stance = getattr(compiler, "set_stance", None)
+    set_stance = getattr(torch.compiler, "set_stance", None)
     if set_stance is None:  # torch < 2.6: no stances (and no way to keep the frame compiled)
         return contextlib.nullcontext()
     return set_stance("force_eager")

@@ -195,7 +195,7 @@ def words(r: dict[str, Any] | None) -> str:
     if r.get("bytes_per_s") is not None:
         text = f"{_si(r['bytes_per_s'])}B/s"
         if r.get("bandwidth_utilisation") is not None:
-            over = " model bytes, above peak" if r["bandwidth_utilisation"] > 1 else ""
+            over = " model bytes, above peak" if r.get("bytes_note") else ""
             text += f" ({r['bandwidth_utilisation']:.0%} of bw{over})"
         parts.append(text)
     return ", ".join(parts)
