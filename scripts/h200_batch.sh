@@ -5,6 +5,7 @@
 #   PARTS=b bash scripts/h200_batch.sh   # call 2 (~9 min): seed 001's creation table (issue 17 §2)
 #   PARTS=c bash scripts/h200_batch.sh   # call 3 (~9 min): dispatch vs buffers, P2 on unrolled BERT-base (17 §3)
 #   PARTS=d bash scripts/h200_batch.sh   # call 4 (~9 min): what a, c left (32x512 memory rows and packed state, the P2 loop test)
+#   PARTS=e bash scripts/h200_batch.sh   # call 5 (~4 min): creation with the threefry kernel by default (17 §1)
 # Each part has its own time limit so one slow part cannot starve the others.
 set -u
 out=${OUT:-/tmp/h200-out}
@@ -46,5 +47,11 @@ case "${PARTS:-a}" in
     # Issue 17 §3: the 20-step loop test (`-k cached` in part c does not select it).
     part p2-loop 220 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q --perf tests/eqx/test_perf_train_step.py -k "loop" --perf-json="$out/p2-loop.json"
     ;;
-  *) echo "PARTS must be a, b, c or d" >&2; exit 2 ;;
+  e)
+    # Issue 17 §1: the creation's random bits by the threefry kernel on one GPU (default now):
+    # the same bits (test), then the first runs with where their compile time went.
+    part kernel-test 120 python3 -m pytest -p perfsuite.plugin -p no:cacheprovider -q tests/eqx/test_tensor_parallel.py -k random_kernel
+    part creation-kernel 300 python3 scripts/h200_creation.py --no-step --budget 290 --timeout 60 --configs 4x768 12x1024 24x2048 60x2048
+    ;;
+  *) echo "PARTS must be a, b, c, d or e" >&2; exit 2 ;;
 esac

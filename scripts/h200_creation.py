@@ -4,7 +4,8 @@ One subprocess of `scripts/tp_scaling.py` per size, small to large, each with it
 timeout (a size that is slow or runs out of memory costs its own row, not the rest), then
 creation-only variants of the largest size that finished, while the overall budget lasts:
 XLA's backend at optimisation level 0 for the creation's compile (it runs once), random
-bits by one CUDA kernel (`jax_threefry_gpu_kernel_lowering`), and with
+bits by XLA's own threefry lowering (`random_kernel=False`, as before the kernel became
+the default on one GPU), and with
 `--compilation-cache DIR` the same creation twice in two processes (cache cold, then warm).
 Prints one Markdown table: params, bytes, transforms, first run of `make_module_opt`
 (trace + compile + sharded creation + AdamW state, waited for) and its backend-compile
@@ -60,6 +61,8 @@ def run_one(spec: str, extra: list[str], timeout: float, env: dict) -> dict:
         row = doc["rows"][0] if doc["rows"] else {"model": spec, "error": "no row"}
         row["process_s"] = wall
         row["header"] = doc["header"]
+        # Where the first run went: compile events as [count, sum s, largest s].
+        print(f"  {spec} {' '.join(extra)}: {json.dumps(row.get('first_run_events'))}")
         return row
 
 
@@ -97,6 +100,7 @@ def main(argv=None) -> int:
         "stays seconds at 60 layers; the creation is the same either way)",
     )
     p.add_argument("--compilation-cache", default=None, metavar="DIR")
+    p.add_argument("--no-step", action="store_true", help="time the creations only")
     args = p.parse_args(argv)
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -104,6 +108,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     left = lambda: args.budget - (time.perf_counter() - start)  # noqa: E731
     step_args = ["--steps", str(args.steps)] + ([] if args.unrolled else ["--scan-layers"])
+    if args.no_step:
+        step_args = ["--no-step"]
     lines = [
         "| model | run | params | size (fp32) | transforms | first run (s) | of it backend "
         "compile (s) | step (ms, cached) | peak GiB | seed 001 TPU v4 first run (s) |",
@@ -121,9 +127,11 @@ def main(argv=None) -> int:
         print(lines[-1], flush=True)
         if "error" not in row:
             finished.append(spec)
+    level0 = ["--compiler-options", '{"xla_backend_optimization_level": 0}']
     variants = [
-        ("backend O0", ["--compiler-options", '{"xla_backend_optimization_level": 0}']),
-        ("threefry CUDA kernel", ["--threefry-gpu-kernel"]),
+        ("backend O0", level0),
+        ("XLA's threefry lowering (before)", ["--random-kernel", "off"]),
+        ("backend O0, XLA's threefry lowering", [*level0, "--random-kernel", "off"]),
     ]
     if args.compilation_cache:
         # A new directory per invocation: "cold" really starts from an empty cache.

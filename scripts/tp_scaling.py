@@ -45,9 +45,11 @@ def parse_args(argv=None):
     )
     p.add_argument("--scan-layers", action="store_true", help="train step scans the layers")
     p.add_argument(
-        "--threefry-gpu-kernel",
-        action="store_true",
-        help="jax_threefry_gpu_kernel_lowering: random bits by one CUDA kernel, not XLA ops",
+        "--random-kernel",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="make_module_opt(random_kernel=...): the creation's random bits by JAX's threefry "
+        "GPU kernel (auto: on a mesh of one GPU) or by XLA's own lowering (off)",
     )
     p.add_argument("--no-step", action="store_true", help="time the creation only")
     return p.parse_args(argv)
@@ -77,16 +79,17 @@ def main(argv=None) -> int:
         # Cache every program (the creation's small slicing programs too), however fast.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    if args.threefry_gpu_kernel:
-        jax.config.update("jax_threefry_gpu_kernel_lowering", True)
     import json
 
     compiler_options = json.loads(args.compiler_options) if args.compiler_options else None
+    random_kernel = {"auto": None, "on": True, "off": False}[args.random_kernel]
     compile_s = {"s": 0.0}
+    events: dict[str, list[float]] = {}  # every compile-time event of the first run
 
     def on_duration(event, duration, **_):
         if event == "/jax/core/compile/backend_compile_duration":
             compile_s["s"] += duration
+        events.setdefault(event.rsplit("/", 1)[-1], []).append(duration)
 
     jax.monitoring.register_event_duration_secs_listener(on_duration)
     records = []
@@ -133,6 +136,7 @@ def main(argv=None) -> int:
         tx = optax.adamw(1e-4)
         try:
             compile_s["s"] = 0.0
+            events.clear()
             start = time.perf_counter()
             model, opt = make_module_opt(
                 lambda k, c=config: BertMLM(c, key=k),
@@ -141,6 +145,7 @@ def main(argv=None) -> int:
                 mesh=mesh,
                 key=jr.key(0),
                 compiler_options=compiler_options,
+                random_kernel=random_kernel,
             )
             jax.block_until_ready(
                 (eqx.filter(model, eqx.is_array), eqx.filter(opt.state, eqx.is_array))
@@ -168,6 +173,11 @@ def main(argv=None) -> int:
             "transforms": 6 * layers,
             "first_run_s": first_run,
             "first_run_compile_s": first_compile,
+            # Per event: how many, their sum and the largest (the creation's own compile is
+            # the largest backend compile; the rest are its small slicing programs).
+            "first_run_events": {
+                k: [len(v), round(sum(v), 3), round(max(v), 3)] for k, v in events.items()
+            },
             "peak_after_creation_gib": created_peak,
             "split": split,
         }

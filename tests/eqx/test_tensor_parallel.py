@@ -135,3 +135,66 @@ def test_the_creation_program_already_leaves_each_stack_sharded(mesh, monkeypatc
     assert any("tp" in tuple(want) for _, want in seen)  # the plan shards something
     for got, want in seen:
         assert tuple(got) + (None,) * (len(want) - len(got)) == tuple(want), (got, want)
+
+
+def _fake_mesh(platform, n):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(devices=np.array([SimpleNamespace(platform=platform)] * n))
+
+
+@pytest.mark.parametrize(
+    ("platform", "n", "setting", "want"),
+    [
+        ("gpu", 1, None, True),  # one GPU: the kernel by default
+        ("gpu", 4, None, False),  # XLA does not partition the kernel's custom call
+        ("gpu", 4, True, True),
+        ("gpu", 1, False, False),
+        ("cpu", 1, None, False),  # only a GPU lowering exists
+        ("cpu", 1, True, False),
+    ],
+)
+def test_random_kernel_is_on_only_where_chosen_and_only_inside_the_scope(
+    platform, n, setting, want
+):
+    from jax._src import config as jax_config
+
+    from trainfast.eqx._tensor_parallel import _random_kernel_scope
+
+    flag = jax_config.threefry_gpu_kernel_lowering
+    with _random_kernel_scope(_fake_mesh(platform, n), setting):
+        assert flag.value is want
+    assert flag.value is False  # later programs keep JAX's default
+
+
+def test_random_kernel_rejects_what_is_not_a_bool(mesh):
+    with pytest.raises(TypeError, match="`random_kernel` must be None, True or False, got 1"):
+        make_module_opt(
+            lambda k: BertMLM(CONFIG, key=k),
+            optax.sgd(1e-3),
+            plan=bert_tp_plan("tp"),
+            mesh=mesh,
+            key=jr.key(0),
+            random_kernel=1,
+        )
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="the threefry kernel is GPU-only")
+def test_random_kernel_draws_the_same_bits_on_one_gpu():
+    # The kernel is the same threefry2x32 hash as XLA's lowering: switching it on for the
+    # creation's compile must not change one bit of the model or of its optimizer state.
+    one = Mesh(np.array(jax.devices()[:1]), ("tp",))
+
+    def create(random_kernel):
+        return make_module_opt(
+            lambda k: BertMLM(CONFIG, key=k),
+            optax.adam(1e-3),
+            plan=bert_tp_plan("tp"),
+            mesh=one,
+            key=jr.key(0),
+            random_kernel=random_kernel,
+        )
+
+    with_kernel, without = create(True), create(False)
+    for a, b in zip(jax.tree.leaves(with_kernel), jax.tree.leaves(without)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -1,5 +1,6 @@
 """Tensor-parallel Linear layers, the BERT plan, and sharded model/optimizer creation."""
 
+import contextlib
 import functools as ft
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -150,6 +151,7 @@ def make_module_opt(
     key: PRNGKeyArray,
     wrt: Callable[[Any], bool] = eqx.is_inexact_array,
     compiler_options: Mapping[str, Any] | None = None,
+    random_kernel: bool | None = None,
 ) -> tuple[eqx.Module, Optimizer]:
     """Create a model and its [`Optimizer`][] already sharded over `mesh`.
 
@@ -174,12 +176,17 @@ def make_module_opt(
     Python work on the per-layer pytree (tracing, transforms, the optimizer's per-leaf init),
     once (docs/tp-scaling.md).
 
-    On a GPU most of the first run is compiling the random draws (one H200: 5-6 s of a
-    5.7-7.9 s first run at 4-60 layers). Two global JAX settings cut it, and are left to
-    the caller because they reach every later program too:
-    `jax.config.update("jax_threefry_gpu_kernel_lowering", True)` (random bits by one CUDA
-    kernel: 1.66 s at 4L-768H, 3.89 s at 48L-2048H) and a persistent compilation cache,
-    `jax.config.update("jax_compilation_cache_dir", DIR)` (a second process: 1.4-2.1 s).
+    On a GPU most of the first run was compiling the random draws (one H200, XLA's own
+    lowering of threefry: 4.8-5.9 s of a 5.7-7.9 s first run at 4-60 layers). So on a mesh of
+    one GPU the creation's random bits are lowered to JAX's threefry CUDA kernel
+    (`random_kernel`; 1.66 s at 4L-768H, 3.89 s at 48L-2048H). The same bits either way; it
+    is scoped to the creation's lowering only (the flag is part of JAX's jit key, so no later
+    program changes). Its cost is memory: the kernel's operands are materialised, so while
+    one kind of leaf is drawn (all layers at once) its counters and keys take about 6 x 4
+    bytes per element more. It is not used on several devices, since XLA does not partition
+    the custom call (every device would draw the whole array). A persistent compilation
+    cache, `jax.config.update("jax_compilation_cache_dir", DIR)`, takes a second process to
+    1.4-2.1 s; it is global, so left to the caller.
 
     Args:
         build_model: `key -> Module`, traced (must be jittable).
@@ -193,6 +200,10 @@ def make_module_opt(
             `None`: XLA's defaults. Other options may round floats differently: at level
             0 on XLA:CPU, normal draws (the embeddings) differ from the default's in the
             last bit (2.4e-7 relative), uniform ones not at all.
+        random_kernel: lower the creation's random bits to JAX's threefry GPU kernel
+            (`jax_threefry_gpu_kernel_lowering`, for this compile only). `None`: when the
+            mesh is one GPU; `False`: never; `True`: on GPUs always, several devices
+            included (each then draws whole arrays). Ignored off GPUs.
 
     Returns:
         `(model, optimizer)`.
@@ -244,7 +255,9 @@ def make_module_opt(
         return [jax.lax.with_sharding_constraint(x, sh) for x, sh in zip(stacks, out_sh)]
 
     replicated = NamedSharding(mesh, PartitionSpec())
-    compiled = create_sharded.lower(key).compile(
+    with _random_kernel_scope(mesh, random_kernel):
+        lowered = create_sharded.lower(key)
+    compiled = lowered.compile(
         compiler_options=None if compiler_options is None else dict(compiler_options)
     )
     leaves = unstack_groups(compiled(key), found["groups"], found["leaf_sh"])
@@ -252,3 +265,23 @@ def make_module_opt(
     model = eqx.combine(model_dyn, found["model_static"])
     opt = Optimizer(eqx.combine(state_dyn, found["state_static"]), tx, found["wrt"])
     return model, opt
+
+
+def _random_kernel_scope(mesh: Mesh, random_kernel: bool | None):
+    """The scope in which the creation is lowered: JAX's threefry GPU kernel on or not."""
+    if random_kernel is not None and not isinstance(random_kernel, bool):
+        raise TypeError(f"`random_kernel` must be None, True or False, got {random_kernel!r}.")
+    on_gpu = all(d.platform in ("gpu", "cuda", "rocm") for d in mesh.devices.flat)
+    use = on_gpu and (random_kernel or (random_kernel is None and mesh.devices.size == 1))
+    # The flag's thread-local context manager lives in `jax._src.config` (the public
+    # `jax.config.update` is process-wide). Where a JAX release moves it, the creation
+    # keeps XLA's own lowering: slower to compile, the same bits.
+    try:
+        from jax._src import config as jax_config
+
+        state = jax_config.threefry_gpu_kernel_lowering
+    except (ImportError, AttributeError):
+        state = None
+    if not use or state is None:
+        return contextlib.nullcontext()
+    return state(True)
